@@ -1,0 +1,228 @@
+"""fuse(): trace -> specs -> match -> verify -> rewrite -> report."""
+from __future__ import annotations
+
+import inspect
+import time
+from typing import Any, Iterable
+
+import torch
+import torch.fx
+import ttnn
+
+from . import ttnn_ops
+from .errors import InputError, VerificationError
+from .match import Catalog, positions, resolve_overlaps
+from .pattern import Pattern
+from .reference import ReferenceRunner, to_torch_value
+from .report import FusionReport, Refusal, Rewrite
+from .rewrite import Splicer
+from .specs import TensorSpec, spec_from_value
+from .trace import Traced, model_callable, trace
+from .verify import Verifier
+
+_SHARED_VERIFIER: Verifier | None = None
+
+
+def default_patterns() -> list[Pattern]:
+    """The built-in catalog, in priority order."""
+    import patterns
+
+    return list(patterns.CATALOG)
+
+
+def resolve_patterns(spec: Iterable | None) -> list[Pattern]:
+    if spec is None:
+        return default_patterns()
+    if isinstance(spec, (Pattern, str)):
+        spec = [spec]
+    out: list[Pattern] = []
+    builtin = None
+    for item in spec:
+        if isinstance(item, Pattern):
+            out.append(item)
+        elif isinstance(item, str):
+            builtin = builtin if builtin is not None else default_patterns()
+            chosen = [p for p in builtin if p.name == item]
+            if not chosen:
+                names = sorted({p.name for p in builtin})
+                raise InputError(f"no built-in pattern named {item!r}; the catalog has {names}")
+            out.extend(chosen)
+        else:
+            raise InputError(f"patterns= takes Pattern objects or built-in names, got {type(item).__name__}")
+    return out
+
+
+def _count_dispatches(graph: torch.fx.Graph) -> int:
+    return sum(ttnn_ops.dispatches(n.target) for n in graph.nodes if n.op == "call_function")
+
+
+def _count_ops(graph: torch.fx.Graph) -> int:
+    return sum(1 for n in graph.nodes if n.op == "call_function")
+
+
+class FusedModel:
+    """The rewritten model: call it like the original (same signature, same outputs)."""
+
+    def __init__(self, traced: Traced, report: FusionReport, model: Any):
+        self.graph_module: torch.fx.GraphModule = traced.graph_module
+        self.report = report
+        self._traced = traced
+        self._model = model
+        self._runner: ReferenceRunner | None = None
+
+    @property
+    def input_specs(self) -> dict:
+        return {n.target: n.meta.get("spec") for n in self.graph_module.graph.nodes if n.op == "placeholder"}
+
+    def _bind(self, args, kwargs) -> dict:
+        try:
+            bound = self._traced.signature.bind(*args, **kwargs)
+        except TypeError as e:
+            raise InputError(f"{self._traced.model_name}: {e}") from None
+        bound.apply_defaults()
+        return bound.arguments
+
+    def tensor_arguments(self, args, kwargs) -> list:
+        values = self._bind(args, kwargs)
+        for name, traced_value in self._traced.constants.items():
+            if name in values and not _same_constant(values[name], traced_value):
+                raise InputError(
+                    f"argument {name}={values[name]!r} differs from the value it was fused with "
+                    f"({traced_value!r}); fuse again for this value")
+        return [values[n] for n in self._traced.input_names]
+
+    def __call__(self, *args, **kwargs):
+        return self.graph_module(*self.tensor_arguments(args, kwargs))
+
+    def reference_runner(self) -> ReferenceRunner:
+        if self._runner is None:
+            self._runner = ReferenceRunner(self.graph_module)
+        return self._runner
+
+    def __repr__(self) -> str:
+        return f"FusedModel({self._traced.model_name}, {len(self.report.rewrites)} rewrites)"
+
+
+def _same_constant(a, b) -> bool:
+    try:
+        return bool(a == b) and type(a) is type(b)
+    except Exception:
+        return a is b
+
+
+def fuse(model, example_inputs=None, *, patterns=None, pcc: float = 0.9999, strict: bool = False,
+         verifier: Verifier | None = None):
+    """Trace `model` with `example_inputs`, rewrite every verified fusion, and report.
+
+    example_inputs: a list with one item per model argument: fusion.TensorSpec, a torch tensor
+    (taken as bfloat16, TILE, DRAM interleaved), a ttnn tensor, or a non-tensor constant.
+    Without example_inputs, returns a callable that fuses on its first call for each distinct
+    input-spec signature. patterns: None (the built-in catalog), or a list of Pattern objects
+    and/or built-in pattern names. strict=True raises VerificationError instead of refusing a
+    rewrite that fails verification.
+    """
+    if example_inputs is None:
+        from .lazy import LazyFused
+
+        return LazyFused(model, patterns=patterns, pcc=pcc, strict=strict, verifier=verifier)
+    if isinstance(model, FusedModel):
+        model = model._model
+    catalog = Catalog(resolve_patterns(patterns))
+    verifier = verifier or _verifier(pcc)
+    seconds = {}
+    t0 = time.perf_counter()
+    traced = trace(model, list(example_inputs))
+    t1 = time.perf_counter()
+    seconds["trace"] = t1 - t0
+    fused, report = fuse_traced(traced, catalog, verifier, strict=strict, seconds=seconds, model=model)
+    return fused
+
+
+def _verifier(pcc: float) -> Verifier:
+    # verification results depend only on (pattern, specs, captures): share them across calls
+    global _SHARED_VERIFIER
+    if _SHARED_VERIFIER is None or _SHARED_VERIFIER.pcc_threshold != pcc:
+        _SHARED_VERIFIER = Verifier(pcc)
+    return _SHARED_VERIFIER
+
+
+def fuse_traced(traced: Traced, catalog: Catalog, verifier: Verifier, *, strict: bool = False,
+                seconds: dict | None = None, model=None):
+    """match -> verify -> rewrite -> report on an already traced graph (the trace-free pipeline)."""
+    seconds = seconds if seconds is not None else {}
+    gm = traced.graph_module
+    graph = gm.graph
+    report = FusionReport(model=traced.model_name)
+    report.nodes_before = _count_ops(graph)
+    report.dispatches_before = _count_dispatches(graph)
+    runs0, hits0 = verifier.runs, verifier.hits
+
+    t = time.perf_counter()
+    pos = positions(graph)
+    candidates = catalog.find(graph, pos)
+    seconds["match"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    viable = []
+    for c in candidates:
+        if c.refusal:
+            report.refusals.append(Refusal(c.pattern.name, c.location, c.refusal, c.spelling.name))
+            continue
+        outcome = verifier.verify(c, gm)
+        if not outcome.ok:
+            reason = f"verification failed: {outcome.text}"
+            if strict:
+                raise VerificationError(f"{c.pattern.name} at {c.location}: {reason}")
+            report.refusals.append(Refusal(c.pattern.name, c.location, reason, c.spelling.name))
+            continue
+        c.replacement, c.verified, c.check_text = outcome.replacement, True, outcome.text
+        viable.append(c)
+    seconds["verify"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    kept, lost = resolve_overlaps(viable)
+    for c, winner in lost:
+        report.refusals.append(Refusal(
+            c.pattern.name, c.location,
+            f"overlaps {winner.pattern.name} at {winner.location}, which was kept (larger or earlier match)",
+            c.spelling.name))
+    splicer = Splicer(gm, pos)
+    for c in kept:
+        r = c.replacement
+        before_bytes = sum(n.meta["spec"].nbytes for n in c.nodes
+                           if n not in c.outputs and isinstance(n.meta.get("spec"), TensorSpec))
+        out_nodes = [n for n in r.graph.nodes if n.op == "output"][0].args[0]
+        out_set = set(out_nodes) if isinstance(out_nodes, (tuple, list)) else {out_nodes}
+        after_bytes = sum(n.meta["spec"].nbytes for n in r.calls
+                          if n not in out_set and isinstance(n.meta.get("spec"), TensorSpec))
+        before_disp = sum(ttnn_ops.dispatches(n.target) for n in c.nodes)
+        splicer.splice(c, r)
+        report.rewrites.append(Rewrite(
+            pattern=c.pattern.name,
+            location=c.location,
+            verified=True,
+            nodes_replaced=len(c.nodes),
+            saved_dispatches=before_disp - r.dispatches,
+            saved_bytes=before_bytes - after_bytes,
+            spelling=c.spelling.name,
+            replaced_ops=" -> ".join(ttnn_ops.op_name(n.target) for n in c.nodes),
+            replacement=r.describe(),
+            check=c.check_text,
+            captures={k: _plain(v) for k, v in c.captures.items()},
+        ))
+    splicer.finish()
+    seconds["rewrite"] = time.perf_counter() - t
+
+    report.nodes_after = _count_ops(graph)
+    report.dispatches_after = _count_dispatches(graph)
+    report.verifications_run = verifier.runs - runs0
+    report.verifications_cached = verifier.hits - hits0
+    report.seconds = {k: round(v, 6) for k, v in seconds.items()}
+    report.refusals.sort(key=lambda f: (f.location, f.pattern))
+    return FusedModel(traced, report, model), report
+
+
+def _plain(v):
+    if isinstance(v, (int, float, str, bool)) or v is None:
+        return v
+    return repr(v)

@@ -1,0 +1,327 @@
+"""Find pattern instances in a traced graph.
+
+All patterns at once: patterns are indexed by the target of their anchor (output) call, and
+each graph node is tried only against the patterns anchored at its target, walking the
+pattern backwards from there. Cost is linear in graph size for a fixed catalog.
+
+A structural match becomes a `Candidate`. Candidates that match structurally but break a rule
+(a capture outside its constraint or not a constant, an escaping intermediate, an unknown
+spec, the pattern's check) carry a `refusal` reason so the report can say why they were left.
+
+Overlaps are resolved deterministically: larger matches first (more nodes replaced), then the
+earlier position in the graph, then catalog order. A candidate that loses is reported.
+"""
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import torch.fx
+
+from . import ttnn_ops
+from .pattern import MatchView, Pattern, PNode, Spelling, bind_call
+from .specs import TensorSpec, UnknownSpec
+
+
+class _NonConstant(Exception):
+    def __init__(self, capture: str, node: torch.fx.Node):
+        self.capture, self.node = capture, node
+
+
+@dataclass
+class Candidate:
+    pattern: Pattern
+    spelling: Spelling
+    pattern_index: int
+    env: dict  # pattern node -> graph node
+    captures: dict  # name -> value
+    inputs: dict  # tensor input name -> graph node
+    outputs: list  # graph nodes, in pattern output order
+    nodes: list  # matched graph call nodes, graph order
+    absorbed: list  # deallocates of matched intermediates
+    first_pos: int
+    last_pos: int
+    refusal: str | None = None
+    # filled in by verify
+    replacement: Any = None
+    verified: bool = False
+    check_text: str = ""
+
+    @property
+    def location(self) -> str:
+        return self.nodes[0].meta.get("location", "<unknown>:0")
+
+    @property
+    def input_specs(self) -> dict:
+        return {k: n.meta.get("spec") for k, n in self.inputs.items()}
+
+    @property
+    def output_specs(self) -> list:
+        return [n.meta.get("spec") for n in self.outputs]
+
+
+def positions(graph: torch.fx.Graph) -> dict:
+    return {n: i for i, n in enumerate(graph.nodes)}
+
+
+def node_bound(node: torch.fx.Node) -> dict | None:
+    # cached per node; FX replaces the args tuple when a node is edited, so identity tells staleness
+    meta = node.meta
+    if "_bound" in meta and meta["_bound_args"] is node.args and meta["_bound_kwargs"] is node.kwargs:
+        return meta["_bound"]
+    b = bind_call(node.target, node.args, node.kwargs)
+    meta["_bound"], meta["_bound_args"], meta["_bound_kwargs"] = b, node.args, node.kwargs
+    return b
+
+
+def literal_of(value: Any) -> tuple[bool, Any]:
+    """(is_constant, value): literal get_attr nodes resolve to their value."""
+    if isinstance(value, torch.fx.Node):
+        if "literal" in value.meta:
+            return True, value.meta["literal"]
+        return False, value
+    if isinstance(value, (list, tuple)):
+        items = []
+        for v in value:
+            ok, lv = literal_of(v)
+            if not ok:
+                return False, value
+            items.append(lv)
+        return True, type(value)(items) if isinstance(value, tuple) else items
+    return True, value
+
+
+def _is_tensor_node(node: torch.fx.Node) -> bool:
+    return "literal" not in node.meta
+
+
+def _same_literal(p, g) -> bool:
+    p, g = ttnn_ops.normalize_literal(p), ttnn_ops.normalize_literal(g)
+    if isinstance(p, bool) or isinstance(g, bool):
+        return type(p) is type(g) and p == g
+    if isinstance(p, float) or isinstance(g, float):
+        return isinstance(g, (int, float)) and isinstance(p, (int, float)) and float(p) == float(g)
+    try:
+        return type(p) is type(g) and bool(p == g) or (p is None and g is None)
+    except Exception:
+        return False
+
+
+class _Matcher:
+    def __init__(self, spelling: Spelling):
+        self.s = spelling
+        self.env: dict = {}
+        self.rev: dict = {}
+        self.captures: dict = {}
+
+    def node(self, pn: torch.fx.Node, g: Any) -> bool:
+        if pn in self.env:
+            return self.env[pn] is g
+        if pn.op == "placeholder":
+            if pn.meta.get("role") == "capture":
+                return self._capture(pn, g)
+            if not isinstance(g, torch.fx.Node) or not _is_tensor_node(g):
+                return False
+            if g in self.rev:
+                return False
+            self.env[pn] = g
+            self.rev[g] = pn
+            return True
+        if pn.op != "call_function":
+            return False
+        if any(pn.target is c for c in ttnn_ops.VALUE_CONSTRUCTORS):
+            ok, lit = literal_of(g)
+            if ok:
+                return self.value(pn.args[0], ttnn_ops.normalize_literal(lit), None, None)
+        if not isinstance(g, torch.fx.Node) or g.op != "call_function" or g.target is not pn.target:
+            return False
+        if g in self.rev:
+            return False
+        pb = self.s.by_node[pn].bound
+        gb = node_bound(g)
+        if gb is None or pb.keys() != gb.keys():
+            return False
+        self.env[pn] = g
+        self.rev[g] = pn
+        for k, pv in pb.items():
+            if not self.value(pv, gb[k], pn.target, k):
+                return False
+        return True
+
+    def _capture(self, pn, g) -> bool:
+        ok, lit = literal_of(g)
+        if not ok:
+            raise _NonConstant(pn.target, g if isinstance(g, torch.fx.Node) else None)
+        name = pn.target
+        if name in self.captures:
+            return _same_literal(self.captures[name], lit)
+        self.captures[name] = ttnn_ops.normalize_literal(lit) if isinstance(lit, list) else lit
+        return True
+
+    def value(self, pv, gv, target, param) -> bool:
+        if isinstance(pv, torch.fx.Node):
+            return self.node(pv, gv)
+        if isinstance(pv, (list, tuple)):
+            ok, glit = literal_of(gv) if isinstance(gv, torch.fx.Node) else (True, gv)
+            if isinstance(glit, torch.fx.Node):
+                return False
+            g = ttnn_ops.normalize_literal(glit) if not isinstance(glit, (list, tuple)) else glit
+            if not isinstance(g, (list, tuple)) or len(g) != len(pv):
+                return False
+            reshape_shape = target is _RESHAPE and param == "shape"
+            for pe, ge in zip(pv, g):
+                if reshape_shape and pe == -1 and not isinstance(pe, torch.fx.Node):
+                    # -1 is "whatever keeps the element count": with the other dims equal it
+                    # resolves to the same value the graph wrote explicitly
+                    if isinstance(ge, int):
+                        continue
+                if not self.value(pe, ge, target, None):
+                    return False
+            return True
+        ok, glit = literal_of(gv)
+        if not ok:
+            return False
+        return _same_literal(pv, glit)
+
+
+_RESHAPE = __import__("ttnn").reshape
+
+
+def _refuse_reason_for_specs(nodes: Iterable[torch.fx.Node]) -> str | None:
+    for n in nodes:
+        spec = n.meta.get("spec")
+        if isinstance(spec, UnknownSpec):
+            return spec.reason()
+        if spec is None:
+            return f"unknown spec for {n.name}"
+    return None
+
+
+def match_spelling(pattern: Pattern, spelling: Spelling, pindex: int, anchor: torch.fx.Node, pos: dict) -> Candidate | None:
+    m = _Matcher(spelling)
+    try:
+        ok = m.node(spelling.outputs[0], anchor)
+        for extra in spelling.outputs[1:]:
+            ok = ok and extra in m.env
+    except _NonConstant as nc:
+        # the structure matched up to a capture the graph computes at run time
+        where = f" (computed by {nc.node.name} at {nc.node.meta.get('location', '?')})" if nc.node is not None else ""
+        cand = _partial_candidate(pattern, spelling, pindex, m, anchor, pos)
+        cand.refusal = f"capture {nc.capture} is not a constant{where}; the fused op needs it at trace time"
+        return cand
+    if not ok:
+        return None
+    # every pattern call must be bound (value constructors may have matched literals instead)
+    calls = []
+    for pn in spelling.calls:
+        g = m.env.get(pn.node)
+        if g is None:
+            if any(pn.target is c for c in ttnn_ops.VALUE_CONSTRUCTORS):
+                continue
+            return None
+        calls.append(g)
+    inputs = {}
+    for ph in spelling.graph.nodes:
+        if ph.op == "placeholder" and ph.meta.get("role") == "tensor":
+            g = m.env.get(ph)
+            if g is None:
+                return None
+            inputs[ph.target] = g
+    outputs = [m.env[o] for o in spelling.outputs]
+    calls.sort(key=pos.__getitem__)
+    cand = Candidate(
+        pattern=pattern, spelling=spelling, pattern_index=pindex, env=m.env, captures=m.captures, inputs=inputs,
+        outputs=outputs, nodes=calls, absorbed=[], first_pos=pos[calls[0]], last_pos=pos[calls[-1]],
+    )
+    cand.refusal = _rules(cand, pos)
+    return cand
+
+
+def _partial_candidate(pattern, spelling, pindex, m, anchor, pos) -> Candidate:
+    nodes = sorted((g for g in m.env.values() if isinstance(g, torch.fx.Node) and g.op == "call_function"), key=pos.__getitem__) or [anchor]
+    return Candidate(pattern=pattern, spelling=spelling, pattern_index=pindex, env=m.env, captures=m.captures,
+                     inputs={}, outputs=[anchor], nodes=nodes, absorbed=[], first_pos=pos[nodes[0]],
+                     last_pos=pos[nodes[-1]])
+
+
+def _rules(c: Candidate, pos: dict) -> str | None:
+    p = c.pattern
+    for name in p.captures:
+        why = p.constraint_failure(name, c.captures.get(name))
+        if why:
+            return why
+    matched = set(c.nodes)
+    outputs = set(c.outputs)
+    for g in c.nodes:
+        for u in g.users:
+            if u in matched:
+                continue
+            if u.op == "call_function" and ttnn_ops.is_deallocate(u.target):
+                if g not in outputs:
+                    c.absorbed.append(u)
+                continue
+            if g not in outputs:
+                return (f"intermediate {g.name} ({ttnn_ops.op_name(g.target)}, {g.meta.get('location', '?')}) "
+                        f"is also used by {u.name} ({u.meta.get('location', '?')}); fusing would lose it")
+            if pos[u] < c.last_pos:
+                return f"output {g.name} is used by {u.name} before the end of the matched chain"
+    for name, g in c.inputs.items():
+        if g in matched:
+            return f"input {name} is produced inside the match"
+    why = _refuse_reason_for_specs(list(c.inputs.values()) + c.nodes)
+    if why:
+        return why
+    if p.check is not None:
+        view = MatchView(c.captures, c.input_specs, c.output_specs)
+        try:
+            why = p.check(view)
+        except Exception as e:  # a check that crashes refuses, it never fuses
+            why = f"check raised {type(e).__name__}: {e}"
+        if why:
+            return str(why)
+    return None
+
+
+class Catalog:
+    """Patterns indexed by their anchor target."""
+
+    def __init__(self, patterns: Iterable[Pattern]):
+        self.patterns = list(patterns)
+        self.index: dict = {}
+        for i, p in enumerate(self.patterns):
+            for s in p.spellings:
+                self.index.setdefault(s.anchor.target, []).append((i, p, s))
+
+    def find(self, graph: torch.fx.Graph, pos: dict | None = None) -> list[Candidate]:
+        pos = pos if pos is not None else positions(graph)
+        out = []
+        index = self.index
+        for node in graph.nodes:
+            if node.op != "call_function":
+                continue
+            entries = index.get(node.target)
+            if not entries:
+                continue
+            for i, p, s in entries:
+                c = match_spelling(p, s, i, node, pos)
+                if c is not None:
+                    out.append(c)
+        return out
+
+
+def resolve_overlaps(cands: list[Candidate]) -> tuple[list[Candidate], list[tuple[Candidate, Candidate]]]:
+    """Pick non-overlapping candidates: larger first, then earlier, then catalog order."""
+    order = sorted(cands, key=lambda c: (-len(c.nodes), c.first_pos, c.pattern_index))
+    taken: dict = {}
+    kept, lost = [], []
+    for c in order:
+        clash = next((taken[n] for n in c.nodes if n in taken), None)
+        if clash is None:
+            for n in c.nodes:
+                taken[n] = c
+            kept.append(c)
+        else:
+            lost.append((c, clash))
+    kept.sort(key=lambda c: c.first_pos)
+    return kept, lost

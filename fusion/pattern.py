@@ -1,0 +1,317 @@
+"""The pattern language: a fusion is the unfused ttnn code, as a user writes it, plus captures,
+a check and a replacement.
+
+    def unfused(x, K, H):                       # tensor inputs + named captures
+        x = ttnn.reshape(x, (-1, 1, 1, K))
+        ...
+        return ttnn.to_layout(x, ttnn.TILE_LAYOUT)
+
+    def fused(x, K, H):
+        return prepare_expert_weights(x, K, H)
+
+    PATTERN = Pattern("prepare_expert_weights", unfused, fused,
+                      captures={"K": IntIn(1, 32), "H": IntIn(1)},
+                      check=lambda m: None if ... else "reason")
+
+Every parameter of the unfused function that is not in `captures` is a tensor input. Every
+literal in the unfused code must match exactly; a value that may vary is a capture, and each
+capture has a constraint. `check(m)` reads captured values (`m.K`) and specs (`m.x.shape`,
+`m.output.memory_config`) and returns None to accept or a reason string to refuse. Several
+spellings (a list of functions with the same parameters) may share one replacement. All of it
+is validated here, when the pattern is defined, not when a model is fused.
+"""
+from __future__ import annotations
+
+import inspect
+import operator
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import torch.fx
+
+from . import ttnn_ops
+from .errors import PatternError
+from .trace import SYMBOLIC, trace_function
+
+# ---------------------------------------------------------------------------
+# Capture constraints
+# ---------------------------------------------------------------------------
+
+
+class Constraint:
+    """A predicate on a captured value that can say what it requires."""
+
+    def __call__(self, value) -> bool:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def describe(self, name: str) -> str:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class IntIn(Constraint):
+    lo: int | None = None
+    hi: int | None = None
+
+    def __call__(self, value) -> bool:
+        if isinstance(value, bool) or not isinstance(value, int):
+            return False
+        return (self.lo is None or value >= self.lo) and (self.hi is None or value <= self.hi)
+
+    def describe(self, name: str) -> str:
+        lo = "" if self.lo is None else f"{self.lo} <= "
+        hi = "" if self.hi is None else f" <= {self.hi}"
+        return f"{lo}{name}{hi} (an int)"
+
+
+@dataclass(frozen=True)
+class FloatIn(Constraint):
+    lo: float
+    hi: float
+
+    def __call__(self, value) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and self.lo <= value <= self.hi
+
+    def describe(self, name: str) -> str:
+        return f"{self.lo:g} <= {name} <= {self.hi:g}"
+
+
+@dataclass(frozen=True)
+class OneOf(Constraint):
+    values: tuple
+
+    def __call__(self, value) -> bool:
+        return any(value == v and type(value) is type(v) for v in self.values)
+
+    def describe(self, name: str) -> str:
+        return f"{name} in {list(self.values)}"
+
+
+@dataclass(frozen=True)
+class AnyValue(Constraint):
+    """Accept any constant (say why in a comment where it is used)."""
+
+    def __call__(self, value) -> bool:
+        return True
+
+    def describe(self, name: str) -> str:
+        return f"{name} any constant"
+
+
+@dataclass(frozen=True)
+class Predicate(Constraint):
+    fn: Callable[[Any], bool]
+    text: str
+
+    def __call__(self, value) -> bool:
+        return bool(self.fn(value))
+
+    def describe(self, name: str) -> str:
+        return self.text.format(name=name)
+
+
+# ---------------------------------------------------------------------------
+# Compiled pattern graphs
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class PNode:
+    """A call in a pattern: target plus its canonically bound arguments."""
+
+    node: torch.fx.Node
+    target: Any
+    bound: dict  # param -> value (pattern Nodes inside)
+
+
+@dataclass
+class Spelling:
+    name: str
+    fn: Callable
+    graph: torch.fx.Graph
+    root: Any
+    calls: list[PNode]  # topological order
+    by_node: dict
+    outputs: list[torch.fx.Node]
+    tensor_inputs: list[str]
+    captures: list[str]
+
+    @property
+    def anchor(self) -> PNode:
+        return self.by_node[self.outputs[0]]
+
+    @property
+    def size(self) -> int:
+        return len(self.calls)
+
+
+def bind_call(target, args, kwargs) -> dict | None:
+    if target is operator.getitem or target is getattr:
+        return {"a": args[0], "b": args[1]}
+    if any(target is c for c in ttnn_ops.VALUE_CONSTRUCTORS):
+        return {"value": args[0]}
+    return ttnn_ops.bind(target, args, kwargs)
+
+
+def _uses(value, out: set):
+    if isinstance(value, torch.fx.Node):
+        out.add(value)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            _uses(v, out)
+    elif isinstance(value, dict):
+        for v in value.values():
+            _uses(v, out)
+
+
+def _compile_spelling(pattern_name: str, fn: Callable, params: list[str], captures: set[str]) -> Spelling:
+    where = f"pattern {pattern_name!r}, spelling {fn.__name__}"
+    tensor_params = {p: None for p in params if p not in captures}
+    scalar_params = {p: SYMBOLIC for p in params if p in captures}
+    try:
+        graph, root = trace_function(fn, tensor_params, scalar_params)
+    except Exception as e:  # a pattern that does not trace is malformed
+        raise PatternError(f"{where}: cannot be traced: {type(e).__name__}: {e}") from e
+    calls, by_node, outputs = [], {}, []
+    for n in graph.nodes:
+        if n.op == "call_function":
+            if ttnn_ops.is_deallocate(n.target):
+                continue  # deallocates of intermediates are absorbed by the matcher
+            bound = bind_call(n.target, n.args, n.kwargs)
+            if bound is None:
+                raise PatternError(f"{where}: call of {ttnn_ops.op_name(n.target)} does not fit its signature")
+            pn = PNode(n, n.target, bound)
+            calls.append(pn)
+            by_node[n] = pn
+        elif n.op == "output":
+            res = n.args[0]
+            outs = list(res) if isinstance(res, (tuple, list)) else [res]
+            for o in outs:
+                if not isinstance(o, torch.fx.Node) or o not in by_node:
+                    raise PatternError(f"{where}: must return the result(s) of ttnn op calls, got {o!r}")
+            outputs = outs
+    real_calls = [c for c in calls if not any(c.target is k for k in ttnn_ops.VALUE_CONSTRUCTORS)]
+    if not real_calls:
+        raise PatternError(f"{where}: matches no ttnn op")
+    used: set = set()
+    for c in calls:
+        _uses(c.bound, used)
+    names_used = {n.target for n in used if n.op == "placeholder"}
+    for p in params:
+        if p not in names_used:
+            kind = "capture" if p in captures else "tensor input"
+            raise PatternError(f"{where}: {kind} {p!r} is never used by the unfused code")
+    anchor_target = by_node[outputs[0]].target
+    if any(anchor_target is k for k in ttnn_ops.VALUE_CONSTRUCTORS):
+        raise PatternError(f"{where}: output must be a ttnn op")
+    return Spelling(
+        name=fn.__name__, fn=fn, graph=graph, root=root, calls=calls, by_node=by_node, outputs=outputs,
+        tensor_inputs=[p for p in params if p not in captures], captures=[p for p in params if p in captures],
+    )
+
+
+# ---------------------------------------------------------------------------
+# Pattern
+# ---------------------------------------------------------------------------
+
+
+class Pattern:
+    """One fusion: unfused spellings -> replacement, with captures and a check."""
+
+    def __init__(
+        self,
+        name: str,
+        match: Callable | Sequence[Callable],
+        replacement: Callable,
+        *,
+        captures: dict[str, Constraint | Callable] | None = None,
+        check: Callable[["MatchView"], str | None] | None = None,
+        exact: bool | None = None,
+        description: str = "",
+        becomes: str = "",
+    ):
+        if not isinstance(name, str) or not name:
+            raise PatternError("a pattern needs a non-empty name")
+        self.name = name
+        self.description = description or (inspect.getdoc(replacement) or "").split("\n")[0]
+        self.becomes = becomes
+        fns = list(match) if isinstance(match, (list, tuple)) else [match]
+        if not fns or not all(callable(f) for f in fns):
+            raise PatternError(f"pattern {name!r}: `match` must be a function or a list of functions")
+        if not callable(replacement):
+            raise PatternError(f"pattern {name!r}: `replacement` must be a function")
+        captures = dict(captures or {})
+        params = _params(fns[0], name)
+        for f in fns[1:]:
+            if _params(f, name) != params:
+                raise PatternError(
+                    f"pattern {name!r}: spelling {f.__name__} has parameters {_params(f, name)}, "
+                    f"but {fns[0].__name__} has {params}; spellings of one pattern share their parameters")
+        rparams = _params(replacement, name)
+        if rparams != params:
+            raise PatternError(
+                f"pattern {name!r}: replacement {replacement.__name__}{tuple(rparams)} must take the same "
+                f"parameters as the unfused code {tuple(params)}")
+        for cname, constraint in captures.items():
+            if cname not in params:
+                raise PatternError(
+                    f"pattern {name!r}: constraint on unknown name {cname!r}; the unfused code's parameters are {params}")
+            if not callable(constraint):
+                raise PatternError(f"pattern {name!r}: constraint for {cname!r} must be callable")
+        if check is not None and not callable(check):
+            raise PatternError(f"pattern {name!r}: check must be callable")
+        self.params = params
+        self.captures = captures
+        self.check = check
+        self.exact = exact
+        self.replacement = replacement
+        self.spellings = [_compile_spelling(name, f, params, set(captures)) for f in fns]
+        self.tensor_inputs = [p for p in params if p not in captures]
+
+    def __repr__(self) -> str:
+        return f"Pattern({self.name!r}, spellings={[s.name for s in self.spellings]})"
+
+    def constraint_failure(self, cname: str, value) -> str | None:
+        c = self.captures.get(cname)
+        if c is None:
+            return None
+        ok = c(value)
+        if ok:
+            return None
+        text = c.describe(cname) if isinstance(c, Constraint) else f"constraint {getattr(c, '__name__', 'check')}"
+        return f"capture {cname}={value!r} violates {text}"
+
+    def unfused_source(self) -> str:
+        return "\n\n".join(inspect.getsource(s.fn) for s in self.spellings)
+
+
+def _params(fn: Callable, pname: str) -> list[str]:
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError) as e:
+        raise PatternError(f"pattern {pname!r}: cannot read the signature of {fn!r}: {e}")
+    out = []
+    for p in sig.parameters.values():
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            raise PatternError(f"pattern {pname!r}: {fn.__name__} may not take *args/**kwargs")
+        out.append(p.name)
+    return out
+
+
+class MatchView:
+    """What a pattern's `check` sees: captures by name, tensor inputs as specs, `output` spec."""
+
+    def __init__(self, captures: dict, input_specs: dict, output_specs: list):
+        self._captures = captures
+        self._inputs = input_specs
+        self.outputs = output_specs
+        self.output = output_specs[0] if output_specs else None
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if name in self._captures:
+            return self._captures[name]
+        if name in self._inputs:
+            return self._inputs[name]
+        raise AttributeError(f"pattern has no capture or input named {name!r}")

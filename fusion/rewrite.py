@@ -1,0 +1,107 @@
+"""Splice verified replacements into the graph; recompile once at the end.
+
+Each replacement is inserted just before the last node of its match (every input is defined
+by then, and the matcher refused any output used earlier). Deallocates of matched
+intermediates go with the match; a deallocate of a match input that sat inside the matched
+span moves to just after the replacement, so the fused op still reads a live tensor.
+"""
+from __future__ import annotations
+
+import warnings
+
+import torch.fx
+
+from . import ttnn_ops
+from .match import Candidate
+from .verify import Replacement
+
+
+def _map(value, fn):
+    if isinstance(value, torch.fx.Node):
+        return fn(value)
+    if isinstance(value, tuple):
+        return tuple(_map(v, fn) for v in value)
+    if isinstance(value, list):
+        return [_map(v, fn) for v in value]
+    if isinstance(value, dict):
+        return {k: _map(v, fn) for k, v in value.items()}
+    return value
+
+
+class Splicer:
+    def __init__(self, gm: torch.fx.GraphModule, pos: dict):
+        self.gm = gm
+        self.graph = gm.graph
+        self.pos = pos
+        self.renamed: dict = {}  # replaced output node -> its replacement
+        self._n_attrs = 0
+
+    def current(self, node: torch.fx.Node) -> torch.fx.Node:
+        while node in self.renamed:
+            node = self.renamed[node]
+        return node
+
+    def _copy_attr(self, rn: torch.fx.Node, owner) -> torch.fx.Node:
+        value = getattr(owner, rn.target)
+        while hasattr(self.gm, f"_fused{self._n_attrs}"):
+            self._n_attrs += 1
+        name = f"_fused{self._n_attrs}"
+        self._n_attrs += 1
+        setattr(self.gm, name, value)
+        with warnings.catch_warnings():
+            # FX only recognises modules/parameters/buffers as attribute owners; ttnn values are plain attributes
+            warnings.simplefilter("ignore", UserWarning)
+            node = self.graph.get_attr(name)
+        node.meta.update({k: v for k, v in rn.meta.items() if k in ("literal", "spec", "tensor_constant", "value")})
+        return node
+
+    def splice(self, c: Candidate, r: Replacement) -> list[torch.fx.Node]:
+        graph = self.graph
+        last = c.nodes[-1]
+        env: dict = {}
+        new_outputs: list = []
+        created: list = []
+        with graph.inserting_before(last):
+            for rn in r.graph.nodes:
+                if rn.op == "placeholder":
+                    env[rn] = self.current(c.inputs[rn.target])
+                elif rn.op == "get_attr":
+                    env[rn] = self._copy_attr(rn, r.root)
+                elif rn.op == "call_function":
+                    new = graph.call_function(rn.target, _map(rn.args, env.__getitem__), _map(rn.kwargs, env.__getitem__))
+                    new.meta["spec"] = rn.meta.get("spec")
+                    new.meta["location"] = c.location
+                    new.meta["source_fn"] = c.nodes[0].meta.get("source_fn")
+                    new.meta["fused_by"] = c.pattern.name
+                    env[rn] = new
+                    created.append(new)
+                elif rn.op == "output":
+                    out = rn.args[0]
+                    outs = list(out) if isinstance(out, (tuple, list)) else [out]
+                    new_outputs = [env[o] for o in outs]
+        for old, new in zip(c.outputs, new_outputs):
+            old.replace_all_uses_with(new)
+            self.renamed[old] = new
+        after = created[-1] if created else new_outputs[-1]
+        # deallocates of inputs that sat inside the span move after the fused op
+        for g in c.inputs.values():
+            g = self.current(g)
+            for u in list(g.users):
+                if u.op == "call_function" and ttnn_ops.is_deallocate(u.target):
+                    p = self.pos.get(u)
+                    if p is not None and c.first_pos < p < c.last_pos:
+                        with graph.inserting_after(after):
+                            moved = graph.call_function(u.target, u.args, u.kwargs)
+                        moved.meta.update(u.meta)
+                        graph.erase_node(u)
+                        after = moved
+        for d in c.absorbed:
+            graph.erase_node(d)
+        for n in reversed(c.nodes):
+            graph.erase_node(n)
+        return created
+
+    def finish(self) -> None:
+        self.graph.eliminate_dead_code(is_impure_node=lambda n: n.op != "get_attr" or bool(n.users))
+        self.graph.lint()
+        self.gm.recompile()

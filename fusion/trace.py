@@ -1,0 +1,503 @@
+"""Trace ttnn model code into a torch.fx graph.
+
+Every `ttnn.*` op called on a traced tensor becomes a `call_function` node whose target is the
+real ttnn op. Non-tensor ttnn values (Shape, MemoryConfig, program configs, ...) and constant
+tensors (weights) are kept exactly, as `get_attr` constants of the GraphModule. Specs are
+computed as nodes are created, so `x.shape` is a concrete `ttnn.Shape` during tracing and
+Python control flow on shapes and other non-tensor values just runs. Branching on a tensor's
+value cannot be traced and raises `TraceError` at the user's line.
+"""
+from __future__ import annotations
+
+import builtins
+import inspect
+import operator
+import os
+import sys
+import types
+from collections import OrderedDict
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+import torch.fx
+from torch.fx.proxy import Proxy, Scope, TracerBase
+
+import ttnn
+
+from . import specs as specs_mod
+from . import ttnn_ops
+from .errors import InputError, TraceError
+from .specs import TensorSpec, UnknownSpec
+
+_OWN_DIRS = tuple(
+    os.path.dirname(os.path.abspath(m.__file__)) + os.sep
+    for m in (sys.modules[__name__.rsplit(".", 1)[0]], ttnn, torch)
+)
+
+
+def user_location(skip: int = 1) -> tuple[str, str]:
+    """("file:line", function) of the innermost frame outside ttfuse, ttnn and torch."""
+    frame = sys._getframe(skip)
+    while frame is not None:
+        fname = frame.f_code.co_filename
+        if not fname.startswith(_OWN_DIRS) and not fname.startswith("<frozen"):
+            return f"{fname}:{frame.f_lineno}", frame.f_code.co_name
+        frame = frame.f_back
+    return "<unknown>:0", "<unknown>"
+
+
+def short_location(loc: str) -> str:
+    """A location relative to the working directory when it is below it."""
+    path, _, line = loc.rpartition(":")
+    try:
+        rel = os.path.relpath(path)
+        if not rel.startswith(".."):
+            path = rel
+    except ValueError:
+        pass
+    return f"{path}:{line}"
+
+
+# ---------------------------------------------------------------------------
+# Proxy with specs
+# ---------------------------------------------------------------------------
+
+_BINARY_DUNDERS = {
+    "add": ttnn.add,
+    "sub": ttnn.subtract,
+    "mul": ttnn.multiply,
+    "truediv": ttnn.divide,
+    "matmul": ttnn.matmul,
+    "pow": ttnn.pow,
+}
+
+
+class TTProxy(Proxy):
+    """A traced ttnn tensor. Metadata (shape, dtype, layout, memory config) is concrete."""
+
+    def _spec(self, what: str):
+        spec = self.node.meta.get("spec")
+        return spec if isinstance(spec, TensorSpec) else None
+
+    @property
+    def spec(self):
+        return self.node.meta.get("spec")
+
+    @property
+    def shape(self):
+        spec = self._spec("shape")
+        if spec is None:  # unknown: stays symbolic, a graph value computed at run time
+            return self.tracer.create_proxy("call_function", builtins.getattr, (self, "shape"), {})
+        return ttnn.Shape(spec.shape)
+
+    @property
+    def padded_shape(self):
+        spec = self._spec("padded_shape")
+        if spec is None:
+            return self.tracer.create_proxy("call_function", builtins.getattr, (self, "padded_shape"), {})
+        return ttnn.Shape(spec.padded_shape)
+
+    def _need(self, what: str) -> TensorSpec:
+        spec = self._spec(what)
+        if spec is None:
+            loc, _ = user_location(3)
+            why = self.node.meta.get("spec")
+            reason = why.reason() if isinstance(why, UnknownSpec) else "no spec"
+            raise TraceError(f"`{what}` of this tensor is needed while tracing, but it is unknown ({reason})", loc)
+        return spec
+
+    @property
+    def dtype(self):
+        return self._need("dtype").dtype
+
+    @property
+    def layout(self):
+        return self._need("layout").layout
+
+    def get_dtype(self):
+        return self._need("get_dtype()").dtype
+
+    def get_layout(self):
+        return self._need("get_layout()").layout
+
+    def memory_config(self):
+        mc = self._need("memory_config()").memory_config
+        if mc is None:
+            loc, _ = user_location(2)
+            raise TraceError("memory_config() of this tensor is unknown at trace time (sharded input reshaped)", loc)
+        return mc
+
+    def is_sharded(self):
+        return self.memory_config().is_sharded()
+
+    def deallocate(self, force: bool = True):
+        return self.tracer.create_proxy("call_function", ttnn.deallocate, (self, force), {})
+
+    def _host_read(self, what: str):
+        loc, _ = user_location(3)
+        raise TraceError(
+            f"`{what}` reads a tensor's values on the host; a traced model cannot depend on tensor values. "
+            "Move the read out of the model or pass the value in as a Python argument",
+            loc,
+        )
+
+    def item(self):
+        self._host_read(".item()")
+
+    def tolist(self):
+        self._host_read(".tolist()")
+
+    def to_torch(self):
+        self._host_read(".to_torch()")
+
+    def __int__(self):
+        self._host_read("int(tensor)")
+
+    def __float__(self):
+        self._host_read("float(tensor)")
+
+    def __index__(self):
+        self._host_read("using a tensor as an index")
+
+    def __len__(self):
+        return int(self._need("len()").shape[0])
+
+    def __neg__(self):
+        return self.tracer.create_proxy("call_function", ttnn.neg, (self,), {})
+
+
+def _make_dunder(op, reflected: bool):
+    def method(self, other):
+        args = (other, self) if reflected else (self, other)
+        return self.tracer.create_proxy("call_function", op, args, {})
+
+    return method
+
+
+for _name, _op in _BINARY_DUNDERS.items():
+    setattr(TTProxy, f"__{_name}__", _make_dunder(_op, False))
+    setattr(TTProxy, f"__r{_name}__", _make_dunder(_op, True))
+
+
+# ---------------------------------------------------------------------------
+# Tracer
+# ---------------------------------------------------------------------------
+
+
+class TTTracer(TracerBase):
+    def __init__(self, root: torch.nn.Module | None = None):
+        super().__init__()
+        self.root = root if root is not None else torch.nn.Module()
+        self.graph = torch.fx.Graph()
+        self.scope = Scope("", None)
+        self.module_stack = OrderedDict()
+        self.node_name_to_scope = {}
+        self._consts: dict = {}
+
+    # values -------------------------------------------------------------
+    def proxy(self, node):
+        return TTProxy(node, self)
+
+    def create_arg(self, a: Any):
+        if isinstance(a, Proxy):
+            return a.node
+        if isinstance(a, (ttnn.Tensor, torch.Tensor)):
+            return self._constant(a, ("tensor", id(a)), tensor=True)
+        if ttnn_ops.is_literal_value(a):
+            try:
+                key = ("literal", type(a), hash(a), repr(a))
+            except TypeError:
+                key = ("literal", id(a))
+            return self._constant(a, key, tensor=False)
+        return super().create_arg(a)
+
+    def _constant(self, value, key, tensor: bool):
+        node = self._consts.get(key)
+        if node is not None:
+            return node
+        prefix = "_w" if tensor else "_lit"
+        name = f"{prefix}{len(self._consts)}"
+        setattr(self.root, name, value)
+        node = self.graph.create_node("get_attr", name)
+        if tensor:
+            spec = specs_mod.spec_from_value(value)
+            node.meta["spec"] = spec
+            node.meta["tensor_constant"] = True
+            self._consts[key] = node
+            # keep the object alive: the key uses its id
+            node.meta["value"] = value
+        else:
+            node.meta["literal"] = value
+            self._consts[key] = node
+        return node
+
+    # nodes --------------------------------------------------------------
+    def create_node(self, kind, target, args, kwargs, name=None, type_expr=None):
+        node = super().create_node(kind, target, args, kwargs, name, type_expr)
+        loc, fn = user_location(2)
+        node.meta["location"] = loc
+        node.meta["source_fn"] = fn
+        if kind == "call_function":
+            node.meta["spec"] = specs_mod.infer(target, node.args, node.kwargs, spec_of)
+        return node
+
+    def to_bool(self, obj):
+        loc, _ = user_location(2)
+        raise TraceError(
+            "Python control flow depends on a tensor (`if tensor:`, `while tensor`, `and`/`or` on a tensor); "
+            "a traced ttnn model must take the same path for every input. Compute both branches with ttnn ops "
+            "(e.g. ttnn.where) or decide from a Python argument",
+            loc,
+        )
+
+    def iter(self, obj):
+        loc, _ = user_location(2)
+        raise TraceError(
+            "iterating over a tensor's values cannot be traced (a Python loop over tensor elements); "
+            "loop over a Python range or a shape instead",
+            loc,
+        )
+
+    def keys(self, obj):
+        loc, _ = user_location(2)
+        raise TraceError("a tensor was used as a mapping (`**tensor`); this cannot be traced", loc)
+
+
+def spec_of(node) -> Any:
+    """Spec of an argument node; literal constants resolve to their value."""
+    if "literal" in node.meta:
+        return node.meta["literal"]
+    spec = node.meta.get("spec")
+    if spec is None:
+        return UnknownSpec(ttnn_ops.op_name(node.target) if node.op == "call_function" else node.op, "no spec")
+    return spec
+
+
+# ---------------------------------------------------------------------------
+# Patching the ttnn namespace while tracing
+# ---------------------------------------------------------------------------
+
+
+def _has_proxy(obj) -> bool:
+    if isinstance(obj, Proxy):
+        return True
+    if isinstance(obj, (list, tuple)):
+        return any(_has_proxy(o) for o in obj)
+    if isinstance(obj, dict):
+        return any(_has_proxy(o) for o in obj.values())
+    return False
+
+
+def _namespaces() -> list[types.ModuleType]:
+    out = []
+    for name in ttnn_ops.TRACED_NAMESPACES:
+        mod = sys.modules.get(name)
+        if mod is None:
+            parts = name.split(".")
+            mod = ttnn
+            for p in parts[1:]:
+                mod = getattr(mod, p, None)
+                if mod is None:
+                    break
+        if isinstance(mod, types.ModuleType):
+            out.append(mod)
+    return out
+
+
+_OP_TABLE: list[tuple[Any, str, Any]] | None = None
+
+
+def _op_table() -> list[tuple[Any, str, Any]]:
+    """(namespace, attribute, op) for every ttnn op and value constructor. Built once."""
+    global _OP_TABLE
+    if _OP_TABLE is None:
+        table = []
+        for ns in _namespaces():
+            for attr, val in list(vars(ns).items()):
+                if ttnn_ops.is_ttnn_op(val) or any(val is c for c in ttnn_ops.VALUE_CONSTRUCTORS):
+                    table.append((ns, attr, val))
+        _OP_TABLE = table
+    return _OP_TABLE
+
+
+class _ConstructorMeta(type):
+    # stands in for a ttnn class while tracing: isinstance still works, and a call with a
+    # traced value becomes a node
+    def __instancecheck__(cls, obj):
+        return isinstance(obj, cls._real)
+
+    def __call__(cls, *args, **kwargs):
+        if _has_proxy(args) or _has_proxy(kwargs):
+            return cls._tracer.create_proxy("call_function", cls._real, args, kwargs)
+        return cls._real(*args, **kwargs)
+
+
+def _recording(op, tracer: TTTracer):
+    if isinstance(op, type):
+        return _ConstructorMeta(op.__name__, (), {"_real": op, "_tracer": tracer})
+
+    def call(*args, **kwargs):
+        if _has_proxy(args) or _has_proxy(kwargs):
+            return tracer.create_proxy("call_function", op, args, kwargs)
+        return op(*args, **kwargs)
+
+    call.__wrapped__ = op
+    return call
+
+
+_extra_targets: list[Any] = []
+
+
+def register_traceable(fn: Callable) -> Callable:
+    """Record calls of a non-ttnn function (e.g. a micro-op entry) as graph nodes when traced."""
+    if fn not in _extra_targets:
+        _extra_targets.append(fn)
+    return fn
+
+
+@contextmanager
+def recording_ttnn(tracer: TTTracer, extra_globals: list[dict] = ()):
+    saved = []
+    try:
+        for ns, attr, op in _op_table():
+            saved.append((ns, attr, op))
+            setattr(ns, attr, _recording(op, tracer))
+        # functions imported by name (`from ttnn import reshape`) and registered entries
+        targets = {id(op): op for _, _, op in _op_table()}
+        targets.update({id(fn): fn for fn in _extra_targets})
+        for g in extra_globals:
+            for k, v in list(g.items()):
+                if id(v) in targets:
+                    saved.append((g, k, v))
+                    g[k] = _recording(v, tracer)
+        for fn in _extra_targets:
+            mod = sys.modules.get(getattr(fn, "__module__", ""), None)
+            name = getattr(fn, "__name__", None)
+            if mod is not None and name and getattr(mod, name, None) is fn:
+                saved.append((mod, name, fn))
+                setattr(mod, name, _recording(fn, tracer))
+        yield
+    finally:
+        for holder, key, val in reversed(saved):
+            if isinstance(holder, dict):
+                holder[key] = val
+            else:
+                setattr(holder, key, val)
+
+
+# ---------------------------------------------------------------------------
+# Entry
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class Traced:
+    graph_module: torch.fx.GraphModule
+    input_names: list[str]  # the model's parameters fed from placeholders, in order
+    constants: dict  # the model's non-tensor parameters, baked into the graph
+    signature: inspect.Signature
+    model_name: str
+
+
+def model_callable(model) -> tuple[Callable, str]:
+    if isinstance(model, torch.fx.GraphModule):
+        return model.forward, type(model).__name__
+    if isinstance(model, torch.nn.Module):
+        return model.forward, type(model).__name__
+    if inspect.isfunction(model) or inspect.ismethod(model):
+        return model, model.__qualname__
+    if callable(model):
+        return model.__call__, type(model).__name__
+    raise InputError(f"model must be a function, a torch.nn.Module or an object with __call__, got {type(model).__name__}")
+
+
+def _spec_of_example(value, name: str) -> TensorSpec | None:
+    if isinstance(value, TensorSpec):
+        return value
+    return specs_mod.spec_from_value(value)
+
+
+def _bind_inputs(fn, sig: inspect.Signature, example_inputs, model_name: str) -> list[tuple[str, Any]]:
+    params = list(sig.parameters.values())
+    for p in params:
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            raise InputError(f"{model_name}: *args/**kwargs parameters ({p.name}) cannot be traced; name each input")
+    if not isinstance(example_inputs, (list, tuple)):
+        raise InputError(f"example_inputs must be a list (one item per model argument), got {type(example_inputs).__name__}")
+    required = [p for p in params if p.default is p.empty]
+    if len(example_inputs) < len(required) or len(example_inputs) > len(params):
+        names = ", ".join(p.name for p in params)
+        raise InputError(
+            f"{model_name} takes {len(required)}"
+            + (f" to {len(params)}" if len(params) != len(required) else "")
+            + f" arguments ({names}) but example_inputs has {len(example_inputs)} items"
+        )
+    bound = [(p.name, v) for p, v in zip(params, example_inputs)]
+    bound += [(p.name, p.default) for p in params[len(example_inputs):]]
+    return bound
+
+
+def trace(model, example_inputs) -> Traced:
+    fn, model_name = model_callable(model)
+    sig = inspect.signature(fn)
+    bound = _bind_inputs(fn, sig, example_inputs, model_name)
+    tracer = TTTracer()
+    call_args, input_names, constants = [], [], {}
+    for name, value in bound:
+        spec = _spec_of_example(value, name)
+        if spec is not None:
+            proxy = tracer.create_proxy("placeholder", name, (), {})
+            proxy.node.meta["spec"] = spec
+            call_args.append(proxy)
+            input_names.append(name)
+        else:
+            constants[name] = value
+            call_args.append(value)
+    fn_globals = [getattr(inspect.unwrap(fn), "__globals__", {})]
+    with recording_ttnn(tracer, fn_globals):
+        try:
+            result = fn(*call_args)
+        except TraceError:
+            raise
+        except torch.fx.proxy.TraceError as e:  # FX's own, e.g. len() of a proxy
+            loc, _ = user_location(1)
+            raise TraceError(str(e), loc) from None
+    tracer.create_node("output", "output", (tracer.create_arg(result),), {})
+    gm = torch.fx.GraphModule(tracer.root, tracer.graph, class_name=f"Traced{model_name.replace('.', '_')}")
+    return Traced(gm, input_names, constants, sig, model_name)
+
+
+def trace_function(fn: Callable, tensor_params: dict[str, Any], scalar_params: dict[str, Any], *, graph_proxies=None):
+    """Trace `fn(**params)` for pattern and replacement graphs.
+
+    tensor_params map to placeholders carrying the given spec (or None); scalar_params are
+    placeholders too when their value is `SYMBOLIC`, else passed through as constants.
+    """
+    tracer = TTTracer()
+    kwargs = {}
+    for name, spec in tensor_params.items():
+        p = tracer.create_proxy("placeholder", name, (), {})
+        p.node.meta["spec"] = spec
+        p.node.meta["role"] = "tensor"
+        kwargs[name] = p
+    for name, value in scalar_params.items():
+        if value is SYMBOLIC:
+            p = tracer.create_proxy("placeholder", name, (), {})
+            p.node.meta["role"] = "capture"
+            kwargs[name] = p
+        else:
+            kwargs[name] = value
+    with recording_ttnn(tracer, [getattr(inspect.unwrap(fn), "__globals__", {})]):
+        result = fn(**kwargs)
+    tracer.create_node("output", "output", (tracer.create_arg(result),), {})
+    return tracer.graph, tracer.root
+
+
+class _Symbolic:
+    def __repr__(self):
+        return "SYMBOLIC"
+
+
+SYMBOLIC = _Symbolic()
