@@ -131,7 +131,7 @@ def fuse(model, example_inputs=None, *, patterns=None, pcc: float = 0.9999, stri
     verifier = verifier or _verifier(pcc)
     seconds = {}
     t0 = time.perf_counter()
-    traced = trace(model, list(example_inputs))
+    traced = trace(model, example_inputs if isinstance(example_inputs, (list, tuple)) else example_inputs)
     t1 = time.perf_counter()
     seconds["trace"] = t1 - t0
     fused, report = fuse_traced(traced, catalog, verifier, strict=strict, seconds=seconds, model=model)

@@ -131,9 +131,12 @@ class _Matcher:
         if pn.op != "call_function":
             return False
         if any(pn.target is c for c in ttnn_ops.VALUE_CONSTRUCTORS):
-            ok, lit = literal_of(g)
-            if ok:
-                return self.value(pn.args[0], ttnn_ops.normalize_literal(lit), None, None)
+            traced_ctor = isinstance(g, torch.fx.Node) and g.op == "call_function" and g.target is pn.target
+            if not traced_ctor:
+                # `ttnn.Shape((1, 1, H, 1))` in a pattern matches a Shape literal or a plain tuple,
+                # whose items may be graph values (then H is not a constant)
+                ok, lit = literal_of(g)
+                return self.value(pn.args[0], ttnn_ops.normalize_literal(lit) if ok else g, None, None)
         if not isinstance(g, torch.fx.Node) or g.op != "call_function" or g.target is not pn.target:
             return False
         if g in self.rev:
