@@ -266,10 +266,14 @@ def _transpose(b):
 
 
 def _broadcast(x: tuple, y: tuple) -> tuple:
-    try:
-        return tuple(torch.broadcast_shapes(x, y))
-    except RuntimeError as e:
-        raise _Unknown(str(e))
+    out = []
+    for i in range(1, max(len(x), len(y)) + 1):
+        a = x[-i] if i <= len(x) else 1
+        b = y[-i] if i <= len(y) else 1
+        if a != b and 1 not in (a, b):
+            raise _Unknown(f"shapes {list(x)} and {list(y)} do not broadcast")
+        out.append(b if a == 1 else a)
+    return tuple(reversed(out))
 
 
 _BINARY = [getattr(ttnn, n, None) for n in (
@@ -279,7 +283,8 @@ _BINARY = [getattr(ttnn, n, None) for n in (
 
 @rule(*_BINARY)
 def _binary(b):
-    a, c = b.get("input_tensor_a"), b.get("input_tensor_b")
+    a = b.get("input_tensor_a", b.get("input_tensor"))
+    c = b.get("input_tensor_b", b.get("exponent"))
     tensors = [t for t in (a, c) if isinstance(t, TensorSpec)]
     if not tensors:
         raise _Unknown("no tensor operand")
@@ -348,6 +353,33 @@ def _topk(b):
     s[dim] = b.get("k", 32)
     vals = _same(b, shape=s)
     return (vals, vals.with_(dtype=ttnn.uint16))
+
+
+@rule(ttnn.slice)
+def _slice(b):
+    a = _first_tensor(b)
+    starts = ttnn_ops.normalize_literal(b.get("starts", b.get("slice_start")))
+    ends = ttnn_ops.normalize_literal(b.get("ends", b.get("slice_end")))
+    steps = b.get("steps", b.get("slice_step"))
+    steps = ttnn_ops.normalize_literal(steps) if steps is not None else (1,) * a.rank
+    if not (len(starts) == len(ends) == len(steps) == a.rank):
+        raise _Unknown("slice bounds do not fit the rank")
+    shape = []
+    for d, s0, e0, st in zip(a.shape, starts, ends, steps):
+        s0, e0 = max(0, s0 + d if s0 < 0 else s0), min(d, e0 + d if e0 < 0 else e0)
+        shape.append(max(0, -(-(e0 - s0) // st)))
+    return _same(b, shape=shape)
+
+
+@rule(ttnn.concat)
+def _concat(b):
+    ts = b["tensors"]
+    if not ts or not all(isinstance(t, TensorSpec) for t in ts):
+        raise _Unknown("concat of unknown tensors")
+    dim = b["dim"] + ts[0].rank if b["dim"] < 0 else b["dim"]
+    shape = list(ts[0].shape)
+    shape[dim] = sum(t.shape[dim] for t in ts)
+    return TensorSpec(tuple(shape), ts[0].dtype, ts[0].layout, b.get("memory_config") or ts[0].memory_config)
 
 
 @rule(operator.getitem)

@@ -359,13 +359,30 @@ def register_traceable(fn: Callable) -> Callable:
 
 @contextmanager
 def recording_ttnn(tracer: TTTracer, extra_globals: list[dict] = ()):
+    """Record ttnn calls on traced values as nodes.
+
+    The op classes' __call__ is patched (not the ttnn namespace), so every reference to an op
+    records: `ttnn.reshape`, `from ttnn import reshape`, an op held in a closure or a dict.
+    Value constructors and registered fused-op entries are patched where they are named.
+    """
     saved = []
+    op_classes = {type(op) for _, _, op in _op_table() if ttnn_ops.is_ttnn_op(op)}
     try:
+        for cls in op_classes:
+            original = cls.__call__
+
+            def call(self, *args, __original=original, **kwargs):
+                if _has_proxy(args) or _has_proxy(kwargs):
+                    return tracer.create_proxy("call_function", self, args, kwargs)
+                return __original(self, *args, **kwargs)
+
+            saved.append((cls, "__call__", original))
+            cls.__call__ = call
         for ns, attr, op in _op_table():
-            saved.append((ns, attr, op))
-            setattr(ns, attr, _recording(op, tracer))
-        # functions imported by name (`from ttnn import reshape`) and registered entries
-        targets = {id(op): op for _, _, op in _op_table()}
+            if not ttnn_ops.is_ttnn_op(op):
+                saved.append((ns, attr, op))
+                setattr(ns, attr, _recording(op, tracer))
+        targets = {id(c): c for c in ttnn_ops.VALUE_CONSTRUCTORS}
         targets.update({id(fn): fn for fn in _extra_targets})
         for g in extra_globals:
             for k, v in list(g.items()):

@@ -1,7 +1,11 @@
 """The built-in catalog. Each module holds the unfused code it matches and its replacement."""
-from . import prepare_expert_weights
+from . import matmul_activation, prepare_expert_weights, residual_rmsnorm, rmsnorm_decomposed, silu_mul
 
 # priority order: on equal size and position, earlier wins
 CATALOG = [
     *prepare_expert_weights.PATTERNS,
+    *rmsnorm_decomposed.PATTERNS,
+    *residual_rmsnorm.PATTERNS,
+    *matmul_activation.PATTERNS,
+    *silu_mul.PATTERNS,
 ]
