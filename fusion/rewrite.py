@@ -100,8 +100,3 @@ class Splicer:
         for n in reversed(c.nodes):
             graph.erase_node(n)
         return created
-
-    def finish(self) -> None:
-        self.graph.eliminate_dead_code(is_impure_node=lambda n: n.op != "get_attr" or bool(n.users))
-        self.graph.lint()
-        self.gm.recompile()
