@@ -229,6 +229,7 @@ class Pattern:
         exact: bool | None = None,
         description: str = "",
         becomes: str = "",
+        example: Callable | None = None,
     ):
         if not isinstance(name, str) or not name:
             raise PatternError("a pattern needs a non-empty name")
@@ -260,6 +261,11 @@ class Pattern:
                 raise PatternError(f"pattern {name!r}: constraint for {cname!r} must be callable")
         if check is not None and not callable(check):
             raise PatternError(f"pattern {name!r}: check must be callable")
+        if example is not None and not callable(example):
+            raise PatternError(f"pattern {name!r}: example must be callable: example(rng) -> (input specs, captures)")
+        # example(rng) -> ({tensor input: TensorSpec}, {capture: value}): a valid instance, used by
+        # the fuzzer and fusion.testing; without it they search shapes at random
+        self.example = example
         self.params = params
         self.captures = captures
         self.check = check

@@ -195,6 +195,9 @@ class TTTracer(TracerBase):
         self.module_stack = OrderedDict()
         self.node_name_to_scope = {}
         self._consts: dict = {}
+        # call_hook(op, args, kwargs) -> (op, args, kwargs): lets the fuzzer alter calls as they
+        # are recorded (near-misses); None in normal tracing
+        self.call_hook = None
 
     # values -------------------------------------------------------------
     def proxy(self, node):
@@ -373,7 +376,10 @@ def recording_ttnn(tracer: TTTracer, extra_globals: list[dict] = ()):
 
             def call(self, *args, __original=original, **kwargs):
                 if _has_proxy(args) or _has_proxy(kwargs):
-                    return tracer.create_proxy("call_function", self, args, kwargs)
+                    op = self
+                    if tracer.call_hook is not None:
+                        op, args, kwargs = tracer.call_hook(op, args, kwargs)
+                    return tracer.create_proxy("call_function", op, args, kwargs)
                 return __original(self, *args, **kwargs)
 
             saved.append((cls, "__call__", original))

@@ -1,7 +1,7 @@
 """linear/matmul followed by silu, gelu or relu -> the matmul's own fused activation."""
 import ttnn
 
-from fusion import Pattern
+from fusion import Pattern, TensorSpec
 
 _ANY = lambda v: True  # noqa: E731 - passes through unchanged to the fused call
 _CAPS = {"ta": lambda v: isinstance(v, bool), "tb": lambda v: isinstance(v, bool), "mc": _ANY, "dtype": _ANY,
@@ -30,7 +30,14 @@ def _make(op, act, act_name, with_bias):
                       compute_kernel_config=ckc, program_config=pc, activation=act_name)
 
     unfused.__name__ = f"{op.python_fully_qualified_name.split('.')[-1]}{'_bias' if with_bias else ''}_{act_name}"
-    return Pattern("matmul_activation", unfused, fused, captures=dict(_CAPS), check=_check,
+    def example(rng):
+        m, k, n = rng.choice([32, 64]), rng.choice([32, 64, 128]), rng.choice([32, 64])
+        specs = {"x": TensorSpec((1, 1, m, k)), "w": TensorSpec((k, n))}
+        if with_bias:
+            specs["bias"] = TensorSpec((1, n))
+        return specs, {"ta": False, "tb": False, "mc": None, "dtype": None, "ckc": None, "pc": None}
+
+    return Pattern("matmul_activation", unfused, fused, captures=dict(_CAPS), check=_check, example=example,
                    becomes=f"{op.python_fully_qualified_name}(..., activation='{act_name}')")
 
 

@@ -71,8 +71,18 @@ def _seed_check(m):
     return _variant(math.prod(m.x.shape[:-1]), m.K, m.H, m.x.memory_config)[1]
 
 
+def _seed_example(rng):
+    k, h, b, sq = rng.choice([1, 2, 4, 8]), rng.choice([32, 64, 96, 2880]), rng.choice([1, 2]), rng.choice([1, 8, 16])
+    return {"x": TensorSpec((b, 1, sq, k))}, {"K": k, "H": h}
+
+
+def _bcast_example(rng):
+    k, h, t = rng.choice([1, 4, 8]), rng.choice([32, 64, 96]), rng.choice([8, 32])
+    return {"x": TensorSpec((1, 1, t, k)), "experts": TensorSpec((k, 1, t, h))}, {"mc": None}
+
+
 SEED = Pattern(
-    "prepare_expert_weights", seed_chain, seed_fused,
+    "prepare_expert_weights", seed_chain, seed_fused, example=_seed_example,
     captures={"K": IntIn(1), "H": IntIn(1)},
     check=_seed_check,
     becomes="PrepareExpertWeights micro-op (SingleCore / Pipelined / MultiCore by shape)",
@@ -126,9 +136,9 @@ def _bcast_check(m):
 # the multiply's memory_config passes through unchanged: any value, including none given
 _MC = {"mc": lambda v: v is None or isinstance(v, ttnn.MemoryConfig)}
 
-BCAST = Pattern("prepare_expert_weights", bcast_chain, bcast_fused, captures=_MC, check=_bcast_check,
+BCAST = Pattern("prepare_expert_weights", bcast_chain, bcast_fused, captures=_MC, check=_bcast_check, example=_bcast_example,
                 becomes="PrepareExpertWeights micro-op + multiply without broadcast")
 BCAST_COMMUTED = Pattern("prepare_expert_weights", bcast_chain_commuted, bcast_fused_commuted, captures=_MC,
-                         check=_bcast_check, becomes="PrepareExpertWeights micro-op + multiply without broadcast")
+                         check=_bcast_check, example=_bcast_example, becomes="PrepareExpertWeights micro-op + multiply without broadcast")
 
 PATTERNS = [SEED, BCAST, BCAST_COMMUTED]

@@ -5,7 +5,7 @@ rewrite is refused; the ResidualRMSNorm micro-op, which writes both, covers that
 """
 import ttnn
 
-from fusion import FloatIn, Pattern
+from fusion import FloatIn, Pattern, TensorSpec
 
 
 def add_norm(x, residual, gamma, eps):
@@ -28,7 +28,13 @@ def _check(m):
     return None
 
 
+def _example(rng):
+    shape = (1, 1, rng.choice([32, 64]), rng.choice([32, 64, 128]))
+    return ({"x": TensorSpec(shape), "residual": TensorSpec(shape), "gamma": TensorSpec((1, 1, 1, shape[-1]))},
+            {"eps": rng.choice([1e-5, 1e-6])})
+
+
 PATTERNS = [
     Pattern("residual_rmsnorm", [add_norm, add_norm_commuted], fused, captures={"eps": FloatIn(0.0, 1e-2)},
-            check=_check, becomes="ttnn.rms_norm(x, residual_input_tensor=residual)"),
+            check=_check, example=_example, becomes="ttnn.rms_norm(x, residual_input_tensor=residual)"),
 ]

@@ -9,7 +9,7 @@ import itertools
 
 import ttnn
 
-from fusion import FloatIn, OneOf, Pattern
+from fusion import FloatIn, OneOf, Pattern, TensorSpec
 
 _SQUARES = {
     "pow": lambda x: ttnn.pow(x, 2),
@@ -46,9 +46,15 @@ def _check(m):
     return None
 
 
+def _example(rng):
+    w = rng.choice([32, 64, 128])
+    return ({"x": TensorSpec((1, 1, rng.choice([32, 64]), w)), "gamma": TensorSpec((1, 1, 1, w))},
+            {"eps": rng.choice([1e-5, 1e-6]), "dim": -1})
+
+
 PATTERNS = [
     Pattern("rmsnorm_decomposed",
             [_spelling(s, xf, gl) for s, xf, gl in itertools.product(_SQUARES, (True, False), (True, False))],
-            fused, captures={"eps": FloatIn(1e-12, 1e-2), "dim": OneOf((-1, 1, 2, 3))}, check=_check,
+            fused, captures={"eps": FloatIn(1e-12, 1e-2), "dim": OneOf((-1, 1, 2, 3))}, check=_check, example=_example,
             becomes="ttnn.rms_norm(x, weight=gamma, epsilon=eps)"),
 ]

@@ -5,7 +5,7 @@ TT-NN's binary ops apply unary activations to an input inside the same program
 """
 import ttnn
 
-from fusion import Pattern
+from fusion import Pattern, TensorSpec
 
 SILU = ttnn.UnaryOpType.SILU
 
@@ -32,8 +32,13 @@ def _check(m):
     return None
 
 
+def _example(rng):
+    shape = (1, 1, rng.choice([32, 64]), rng.choice([32, 64, 128]))
+    return {"a": TensorSpec(shape), "b": TensorSpec(shape)}, {"mc": None}
+
+
 PATTERNS = [
-    Pattern("silu_mul", [silu_mul, silu_mul_commuted], fused,
+    Pattern("silu_mul", [silu_mul, silu_mul_commuted], fused, example=_example,
             captures={"mc": lambda v: v is None or isinstance(v, ttnn.MemoryConfig)}, check=_check,
             becomes="ttnn.multiply(a, b, input_tensor_a_activations=[SILU])"),
 ]
