@@ -123,10 +123,8 @@ class _Matcher:
                 return self._capture(pn, g)
             if not isinstance(g, torch.fx.Node) or not _is_tensor_node(g):
                 return False
-            if g in self.rev:
-                return False
+            # two inputs may be one value (silu(x) * x); an input inside the match is refused later
             self.env[pn] = g
-            self.rev[g] = pn
             return True
         if pn.op != "call_function":
             return False

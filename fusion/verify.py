@@ -132,8 +132,11 @@ class Verifier:
 
     def key(self, c: Candidate):
         specs = tuple((k, s) for k, s in c.input_specs.items())
+        # which inputs are one graph value (silu(x) * x) changes what is computed
+        first = {}
+        aliasing = tuple(first.setdefault(n, k) for k, n in c.inputs.items())
         caps = tuple(sorted((k, _hashable(v)) for k, v in c.captures.items()))
-        return (c.pattern.name, c.spelling.name, id(c.pattern), specs, caps, tuple(c.output_specs))
+        return (c.pattern.name, c.spelling.name, id(c.pattern), specs, aliasing, caps, tuple(c.output_specs))
 
     def verify(self, c: Candidate, gm) -> Outcome:
         key = self.key(c)
@@ -167,7 +170,11 @@ class Verifier:
         worst = 1.0
         try:
             for _ in range(self.trials):
-                inputs = {k: random_input(s, gen) for k, s in c.input_specs.items()}
+                values: dict = {}  # one random tensor per graph value, shared by aliased inputs
+                for n in c.inputs.values():
+                    if n not in values:
+                        values[n] = random_input(n.meta["spec"], gen)
+                inputs = {k: values[n] for k, n in c.inputs.items()}
                 expected = _run_original(c, inputs, gm)
                 got = _run_replacement(r, inputs)
                 for i, (e, g) in enumerate(zip(expected, got)):

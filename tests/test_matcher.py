@@ -119,3 +119,11 @@ def test_builtin_subset_by_name():
 
     assert len(fusion.fuse(seed_chain, INPUTS, patterns=["prepare_expert_weights"]).report.rewrites) == 1
     assert fusion.fuse(seed_chain, INPUTS, patterns=[]).report.rewrites == []
+
+
+def test_two_pattern_inputs_may_be_the_same_value():
+    def model(x):
+        return ttnn.multiply(ttnn.silu(x), x)
+
+    fused = fusion.fuse(model, [TensorSpec((1, 1, 32, 64))], patterns=["silu_mul"])
+    assert [r.pattern for r in fused.report.rewrites] == ["silu_mul"]
