@@ -3,3 +3,8 @@
 from fusion.host import use_mock_cluster_if_no_hardware
 
 use_mock_cluster_if_no_hardware()
+
+import os
+
+# tests check graph consistency after every fuse (fuse() skips this O(graph) check in production)
+os.environ.setdefault("TTFUSE_LINT", "1")

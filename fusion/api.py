@@ -1,7 +1,9 @@
 """fuse(): trace -> specs -> match -> verify -> rewrite -> report."""
 from __future__ import annotations
 
+import gc
 import inspect
+import os
 import time
 from typing import Any, Iterable
 
@@ -89,7 +91,16 @@ class FusedModel:
                 raise InputError(
                     f"argument {name}={values[name]!r} differs from the value it was fused with "
                     f"({traced_value!r}); fuse again for this value")
-        return [values[n] for n in self._traced.input_names]
+        out = []
+        for n in self._traced.input_names:
+            if isinstance(n, tuple):
+                name, i = n
+                if not isinstance(values[name], (list, tuple)) or i >= len(values[name]):
+                    raise InputError(f"argument {name} must be a list of at least {i + 1} tensors, as when it was fused")
+                out.append(values[name][i])
+            else:
+                out.append(values[n])
+        return out
 
     def __call__(self, *args, **kwargs):
         return self.graph_module(*self.tensor_arguments(args, kwargs))
@@ -149,6 +160,19 @@ def _verifier(pcc: float) -> Verifier:
 def fuse_traced(traced: Traced, catalog: Catalog, verifier: Verifier, *, strict: bool = False,
                 seconds: dict | None = None, model=None):
     """match -> verify -> rewrite -> report on an already traced graph (the trace-free pipeline)."""
+    # the pass allocates many small objects and frees none of the graph: cyclic GC passes over a
+    # 50k-node graph would cost more than the pass itself
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _fuse_traced(traced, catalog, verifier, strict=strict, seconds=seconds, model=model)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _fuse_traced(traced: Traced, catalog: Catalog, verifier: Verifier, *, strict: bool = False,
+                 seconds: dict | None = None, model=None):
     seconds = seconds if seconds is not None else {}
     gm = traced.graph_module
     graph = gm.graph
@@ -159,10 +183,16 @@ def fuse_traced(traced: Traced, catalog: Catalog, verifier: Verifier, *, strict:
 
     # rewrite rounds until nothing changes: a rewrite can complete a later pattern
     # (decomposed RMSNorm -> rms_norm -> rms_norm + matmul); capped, each round strictly shrinks
+    only = None
     for _round in range(MAX_ROUNDS):
-        changed = _one_round(gm, catalog, verifier, report, strict, seconds)
-        if not changed:
+        created = _one_round(gm, catalog, verifier, report, strict, seconds, only)
+        # only a new node that some pattern calls can complete a new match
+        created = [n for n in created if n.target in catalog.targets]
+        if not created:
             break
+        # a later match must contain a new node, so its anchor is at most a pattern's length
+        # downstream of one: the next round tries only those anchors
+        only = _downstream(created, catalog.max_size)
     seen, unique = set(), []
     for f in report.refusals:
         key = (f.pattern, f.location, f.reason, f.spelling)
@@ -171,8 +201,12 @@ def fuse_traced(traced: Traced, catalog: Catalog, verifier: Verifier, *, strict:
             unique.append(f)
     report.refusals = unique
     t = time.perf_counter()
-    graph.eliminate_dead_code(is_impure_node=lambda n: n.op != "get_attr" or bool(n.users))
-    graph.lint()
+    # constants the rewrites disconnected (FX's eliminate_dead_code would lint the whole graph)
+    for n in list(graph.find_nodes(op="get_attr")):
+        if not n.users:
+            graph.erase_node(n)
+    if os.environ.get("TTFUSE_LINT"):
+        graph.lint()  # O(graph) consistency check: tests turn it on, fuse() in production skips it
     gm.recompile()
     seconds["rewrite"] = seconds.get("rewrite", 0.0) + time.perf_counter() - t
 
@@ -188,11 +222,27 @@ def fuse_traced(traced: Traced, catalog: Catalog, verifier: Verifier, *, strict:
 MAX_ROUNDS = 4
 
 
-def _one_round(gm, catalog: Catalog, verifier: Verifier, report: FusionReport, strict: bool, seconds: dict) -> int:
+def _downstream(nodes: list, depth: int) -> set:
+    seen = set(nodes)
+    frontier = list(nodes)
+    for _ in range(depth):
+        nxt = []
+        for n in frontier:
+            for u in n.users:
+                if u not in seen:
+                    seen.add(u)
+                    nxt.append(u)
+        frontier = nxt
+    return seen
+
+
+def _one_round(gm, catalog: Catalog, verifier: Verifier, report: FusionReport, strict: bool, seconds: dict,
+               only: set | None = None) -> list:
+    """One match -> verify -> rewrite round; returns the nodes it created."""
     graph = gm.graph
     t = time.perf_counter()
     pos = positions(graph)
-    candidates = catalog.find(graph, pos)
+    candidates = catalog.find(graph, pos, only)
     seconds["match"] = seconds.get("match", 0.0) + time.perf_counter() - t
 
     t = time.perf_counter()
@@ -220,6 +270,7 @@ def _one_round(gm, catalog: Catalog, verifier: Verifier, report: FusionReport, s
             f"overlaps {winner.pattern.name} at {winner.location}, which was kept (larger or earlier match)",
             c.spelling.name))
     splicer = Splicer(gm, pos)
+    created: list = []
     for c in kept:
         r = c.replacement
         before_bytes = sum(n.meta["spec"].nbytes for n in c.nodes
@@ -229,7 +280,7 @@ def _one_round(gm, catalog: Catalog, verifier: Verifier, report: FusionReport, s
         after_bytes = sum(n.meta["spec"].nbytes for n in r.calls
                           if n not in out_set and isinstance(n.meta.get("spec"), TensorSpec))
         before_disp = sum(ttnn_ops.dispatches(n.target) for n in c.nodes)
-        splicer.splice(c, r)
+        created += splicer.splice(c, r)
         report.rewrites.append(Rewrite(
             pattern=c.pattern.name,
             location=c.location,
@@ -244,8 +295,7 @@ def _one_round(gm, catalog: Catalog, verifier: Verifier, report: FusionReport, s
             captures={k: _plain(v) for k, v in c.captures.items()},
         ))
     seconds["rewrite"] = seconds.get("rewrite", 0.0) + time.perf_counter() - t
-
-    return len(kept)
+    return created
 
 
 def _plain(v):

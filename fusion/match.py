@@ -13,6 +13,7 @@ earlier position in the graph, then catalog order. A candidate that loses is rep
 """
 from __future__ import annotations
 
+import enum
 import operator
 from dataclasses import dataclass, field
 from typing import Any, Iterable
@@ -96,7 +97,24 @@ def _is_tensor_node(node: torch.fx.Node) -> bool:
     return "literal" not in node.meta
 
 
+_SIMPLE = (int, float, str, type(None))
+
+
+def _plainly_equal(p, g) -> bool:
+    """Equal without normalizing: same type, equal value, and for tuples same element types
+    (so True never passes for 1). False means "ask value()", not "different"."""
+    tp = type(p)
+    if tp is not type(g):
+        return False
+    if tp is tuple:
+        return len(p) == len(g) and all(type(a) is type(b) and type(a) in _SIMPLE and a == b for a, b in zip(p, g))
+    return tp in _SIMPLE and p == g
+
+
 def _same_literal(p, g) -> bool:
+    tp = type(p)
+    if tp is type(g) and tp in _SIMPLE:  # the common case, without normalizing
+        return p == g
     p, g = ttnn_ops.normalize_literal(p), ttnn_ops.normalize_literal(g)
     if isinstance(p, bool) or isinstance(g, bool):
         return type(p) is type(g) and p == g
@@ -139,13 +157,32 @@ class _Matcher:
             return False
         if g in self.rev:
             return False
-        pb = self.s.by_node[pn].bound
+        pnode = self.s.by_node[pn]
+        if len(g.args) == pnode.call_shape[0] and tuple(g.kwargs) == pnode.call_shape[1]:
+            gargs, gkw = g.args, g.kwargs
+            self.env[pn] = g
+            self.rev[g] = pn
+            for key, name, pv in pnode.fast_literals:
+                gv = gargs[key] if isinstance(key, int) else gkw[key]
+                if gv is pv or _plainly_equal(pv, gv):
+                    continue
+                if not self.value(pv, gv, pn.target, name):
+                    return False
+            for key, name, pv in pnode.fast_nodes:
+                if not self.value(pv, gargs[key] if isinstance(key, int) else gkw[key], pn.target, name):
+                    return False
+            return True
         gb = node_bound(g)
-        if gb is None or pb.keys() != gb.keys():
+        if gb is None or pnode.bound.keys() != gb.keys():
             return False
         self.env[pn] = g
         self.rev[g] = pn
-        for k, pv in pb.items():
+        # literals first: most anchors are rejected by a literal before any recursion
+        for k, pv in pnode.literal_params:
+            gv = gb[k]
+            if gv is not pv and not self.value(pv, gv, pn.target, k):
+                return False
+        for k, pv in pnode.node_params:
             if not self.value(pv, gb[k], pn.target, k):
                 return False
         return True
@@ -284,27 +321,49 @@ def _rules(c: Candidate, pos: dict) -> str | None:
     return None
 
 
+def _anchor_may_match(pnode, g: torch.fx.Node) -> bool:
+    """Cheap reject before building a matcher: an anchor written like the pattern's call whose
+    plain literals differ cannot match (anything else goes to the full matcher)."""
+    if len(g.args) != pnode.call_shape[0] or tuple(g.kwargs) != pnode.call_shape[1]:
+        return True
+    for key, _name, pv in pnode.fast_literals:
+        gv = g.args[key] if isinstance(key, int) else g.kwargs[key]
+        if gv is pv or _plainly_equal(pv, gv):
+            continue
+        if type(pv) is type(gv) and (type(pv) in _SIMPLE or isinstance(pv, enum.Enum)):
+            return False  # same plain type, different value
+    return True
+
+
 class Catalog:
     """Patterns indexed by their anchor target."""
 
     def __init__(self, patterns: Iterable[Pattern]):
         self.patterns = list(patterns)
         self.index: dict = {}
+        self.max_size = 1
+        self.targets: set = set()  # every op some pattern calls: only these can start a new match
         for i, p in enumerate(self.patterns):
             for s in p.spellings:
                 self.index.setdefault(s.anchor.target, []).append((i, p, s))
+                self.max_size = max(self.max_size, s.size)
+                self.targets.update(c.target for c in s.calls)
 
-    def find(self, graph: torch.fx.Graph, pos: dict | None = None) -> list[Candidate]:
+    def find(self, graph: torch.fx.Graph, pos: dict | None = None, only: set | None = None) -> list[Candidate]:
+        """Candidates anchored anywhere in the graph (or only at the nodes in `only`)."""
         pos = pos if pos is not None else positions(graph)
         out = []
         index = self.index
-        for node in graph.nodes:
+        nodes = graph.nodes if only is None else sorted((n for n in only if n in pos), key=pos.__getitem__)
+        for node in nodes:
             if node.op != "call_function":
                 continue
             entries = index.get(node.target)
             if not entries:
                 continue
             for i, p, s in entries:
+                if not _anchor_may_match(s.anchor, node):
+                    continue
                 c = match_spelling(p, s, i, node, pos)
                 if c is not None:
                     out.append(c)

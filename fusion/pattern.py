@@ -115,6 +115,19 @@ class Predicate(Constraint):
 # ---------------------------------------------------------------------------
 
 
+def _has_node(v) -> bool:
+    if isinstance(v, torch.fx.Node):
+        return True
+    if isinstance(v, (list, tuple)):
+        return any(_has_node(x) for x in v)
+    return False
+
+
+def _positional_names(target, nargs: int, kwnames: tuple):
+    ov = ttnn_ops._overload_for(target, nargs, kwnames) if hasattr(target, "function") or ttnn_ops.overloads(target) else None
+    return ov.positional[:nargs] if ov is not None else None
+
+
 @dataclass
 class PNode:
     """A call in a pattern: target plus its canonically bound arguments."""
@@ -122,6 +135,21 @@ class PNode:
     node: torch.fx.Node
     target: Any
     bound: dict  # param -> value (pattern Nodes inside)
+    literal_params: tuple = ()  # (param, value) with no pattern node inside: checked first
+    node_params: tuple = ()
+
+    def __post_init__(self):
+        self.literal_params = tuple((k, v) for k, v in self.bound.items() if not _has_node(v))
+        self.node_params = tuple((k, v) for k, v in self.bound.items() if _has_node(v))
+        # fast path: a graph call written with the same argument layout as the pattern's call
+        # (same positional count, same keywords) compares position by position; the parameters
+        # neither call wrote are defaults on both sides
+        args, kwargs = self.node.args, self.node.kwargs
+        self.call_shape = (len(args), tuple(kwargs))
+        names = _positional_names(self.target, len(args), tuple(kwargs))
+        given = [(i, names[i] if names else None, v) for i, v in enumerate(args)] + [(k, k, v) for k, v in kwargs.items()]
+        self.fast_literals = tuple(g for g in given if not _has_node(g[2]))
+        self.fast_nodes = tuple(g for g in given if _has_node(g[2]))
 
 
 @dataclass

@@ -167,7 +167,12 @@ def run_reference(model_or_fused, *inputs, **kwargs):
     if kwargs:
         raise InputError("run_reference of an unfused model takes positional inputs only")
     traced = trace(model_or_fused, list(inputs))
-    tensors = [to_torch_value(v) for v in inputs if _is_tensor(v)]
+    tensors = []
+    for v in inputs:
+        if _is_tensor(v):
+            tensors.append(to_torch_value(v))
+        elif isinstance(v, (list, tuple)) and v and all(_is_tensor(x) for x in v):
+            tensors.extend(to_torch_value(x) for x in v)
     return ReferenceRunner(traced.graph_module).run(tensors)
 
 

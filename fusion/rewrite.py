@@ -55,8 +55,58 @@ class Splicer:
         node.meta.update({k: v for k, v in rn.meta.items() if k in ("literal", "spec", "tensor_constant", "value")})
         return node
 
+    def _move_input_deallocates(self, c: Candidate, after: torch.fx.Node) -> None:
+        """Deallocates of inputs that sat inside the matched span move after the fused op."""
+        graph = self.graph
+        for g in c.inputs.values():
+            g = self.current(g)
+            for u in list(g.users):
+                if u.op == "call_function" and ttnn_ops.is_deallocate(u.target):
+                    p = self.pos.get(u)
+                    if p is not None and c.first_pos < p < c.last_pos:
+                        with graph.inserting_after(after):
+                            moved = graph.call_function(u.target, u.args, u.kwargs)
+                        moved.meta.update(u.meta)
+                        graph.erase_node(u)
+                        after = moved
+
+    def _in_place(self, c: Candidate, r: Replacement) -> list[torch.fx.Node] | None:
+        """A one-call replacement whose output is the match's only output: retarget the last
+        matched node instead of creating a node and rewiring its users (the common case, and
+        the cheapest FX edit)."""
+        if len(r.calls) != 1 or len(c.outputs) != 1 or c.outputs[0] is not c.nodes[-1]:
+            return None
+        rn = r.calls[0]
+        out = [n for n in r.graph.nodes if n.op == "output"][0].args[0]
+        if out is not rn:
+            return None
+        env = {}
+        for n in r.graph.nodes:
+            if n.op == "placeholder":
+                env[n] = self.current(c.inputs[n.target])
+            elif n.op == "get_attr":
+                with self.graph.inserting_before(c.nodes[-1]):
+                    env[n] = self._copy_attr(n, r.root)
+        node = c.nodes[-1]
+        node.target = rn.target
+        node.args = _map(rn.args, env.__getitem__)
+        node.kwargs = _map(rn.kwargs, env.__getitem__)
+        node.meta["spec"] = rn.meta.get("spec")
+        node.meta["fused_by"] = c.pattern.name
+        node.meta["location"] = c.location
+        node.meta.pop("_bound", None)
+        return [node]
+
     def splice(self, c: Candidate, r: Replacement) -> list[torch.fx.Node]:
         graph = self.graph
+        created = self._in_place(c, r)
+        if created is not None:
+            self._move_input_deallocates(c, created[-1])
+            for d in c.absorbed:
+                graph.erase_node(d)
+            for n in reversed(c.nodes[:-1]):
+                graph.erase_node(n)
+            return created
         last = c.nodes[-1]
         env: dict = {}
         new_outputs: list = []
@@ -82,19 +132,7 @@ class Splicer:
         for old, new in zip(c.outputs, new_outputs):
             old.replace_all_uses_with(new)
             self.renamed[old] = new
-        after = created[-1] if created else new_outputs[-1]
-        # deallocates of inputs that sat inside the span move after the fused op
-        for g in c.inputs.values():
-            g = self.current(g)
-            for u in list(g.users):
-                if u.op == "call_function" and ttnn_ops.is_deallocate(u.target):
-                    p = self.pos.get(u)
-                    if p is not None and c.first_pos < p < c.last_pos:
-                        with graph.inserting_after(after):
-                            moved = graph.call_function(u.target, u.args, u.kwargs)
-                        moved.meta.update(u.meta)
-                        graph.erase_node(u)
-                        after = moved
+        self._move_input_deallocates(c, created[-1] if created else new_outputs[-1])
         for d in c.absorbed:
             graph.erase_node(d)
         for n in reversed(c.nodes):

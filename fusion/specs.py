@@ -19,17 +19,20 @@ from . import ttnn_ops
 TILE = 32
 
 
+_DTYPE_BYTES = {
+    ttnn.bfloat16: 2.0,
+    ttnn.float32: 4.0,
+    ttnn.uint32: 4.0,
+    ttnn.int32: 4.0,
+    ttnn.uint16: 2.0,
+    ttnn.uint8: 1.0,
+    ttnn.bfloat8_b: 1088 / 1024,  # 1 KiB of mantissas + 64 B of shared exponents per tile
+    ttnn.bfloat4_b: 576 / 1024,
+}
+
+
 def _dtype_bytes(dtype) -> float:
-    return {
-        ttnn.bfloat16: 2.0,
-        ttnn.float32: 4.0,
-        ttnn.uint32: 4.0,
-        ttnn.int32: 4.0,
-        ttnn.uint16: 2.0,
-        ttnn.uint8: 1.0,
-        ttnn.bfloat8_b: 1088 / 1024,  # 1 KiB of mantissas + 64 B of shared exponents per tile
-        ttnn.bfloat4_b: 576 / 1024,
-    }.get(dtype, 2.0)
+    return _DTYPE_BYTES.get(dtype, 2.0)
 
 
 def _mem_key(mc) -> Any:
@@ -61,16 +64,16 @@ class TensorSpec:
             raise ValueError(f"TensorSpec layout must be a ttnn.Layout, got {self.layout!r}")
         if self.memory_config is not None and not isinstance(self.memory_config, ttnn.MemoryConfig):
             raise ValueError(f"TensorSpec memory_config must be a ttnn.MemoryConfig, got {self.memory_config!r}")
+        # memory configs compare through their text form (equal configs print equal); computed once
+        object.__setattr__(self, "_key", (self.shape, self.dtype, self.layout, _mem_key(self.memory_config)))
 
-    # memory configs compare through their text form: equal configs print equal.
     def __eq__(self, other):
         if not isinstance(other, TensorSpec):
             return NotImplemented
-        return (self.shape, self.dtype, self.layout, _mem_key(self.memory_config)) == (
-            other.shape, other.dtype, other.layout, _mem_key(other.memory_config))
+        return self._key == other._key
 
     def __hash__(self):
-        return hash((self.shape, self.dtype, self.layout, _mem_key(self.memory_config)))
+        return hash(self._key)
 
     @property
     def rank(self) -> int:

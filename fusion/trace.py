@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 import torch
 import torch.fx
+from torch.fx._lazy_graph_module import _LazyGraphModule
 from torch.fx.proxy import Proxy, Scope, TracerBase
 
 import ttnn
@@ -163,6 +164,14 @@ class TTProxy(Proxy):
 
     def __len__(self):
         return int(self._need("len()").shape[0])
+
+    def __iter__(self):
+        # a multi-output op (topk, ...) has a tuple spec: unpack by its arity instead of FX's
+        # bytecode inspection of the caller, which disassembles the whole function per call
+        spec = self.node.meta.get("spec")
+        if isinstance(spec, tuple):
+            return iter([self[i] for i in range(len(spec))])
+        return super().__iter__()
 
     def __neg__(self):
         return self.tracer.create_proxy("call_function", ttnn.neg, (self,), {})
@@ -418,7 +427,7 @@ def recording_ttnn(tracer: TTTracer, extra_globals: list[dict] = ()):
 @dataclass
 class Traced:
     graph_module: torch.fx.GraphModule
-    input_names: list[str]  # the model's parameters fed from placeholders, in order
+    input_names: list  # parameter names (or (name, index) for list elements) fed from placeholders, in order
     constants: dict  # the model's non-tensor parameters, baked into the graph
     signature: inspect.Signature
     model_name: str
@@ -475,6 +484,15 @@ def trace(model, example_inputs) -> Traced:
             proxy.node.meta["spec"] = spec
             call_args.append(proxy)
             input_names.append(name)
+        elif isinstance(value, (list, tuple)) and value and all(_spec_of_example(v, name) is not None for v in value):
+            # a list of tensors (e.g. per-layer weights): one placeholder per element
+            items = []
+            for i, v in enumerate(value):
+                proxy = tracer.create_proxy("placeholder", f"{name}_{i}", (), {})
+                proxy.node.meta["spec"] = _spec_of_example(v, name)
+                items.append(proxy)
+                input_names.append((name, i))
+            call_args.append(type(value)(items))
         else:
             constants[name] = value
             call_args.append(value)
@@ -488,7 +506,8 @@ def trace(model, example_inputs) -> Traced:
             loc, _ = user_location(1)
             raise TraceError(str(e), loc) from None
     tracer.create_node("output", "output", (tracer.create_arg(result),), {})
-    gm = torch.fx.GraphModule(tracer.root, tracer.graph, class_name=f"Traced{model_name.replace('.', '_')}")
+    # lazy: Python code for the graph is generated on first call or `.code`, not per rewrite round
+    gm = _LazyGraphModule(tracer.root, tracer.graph, class_name=f"Traced{model_name.replace('.', '_')}")
     return Traced(gm, input_names, constants, sig, model_name)
 
 

@@ -66,6 +66,7 @@ def is_data_movement(target: Any) -> bool:
     return bool(getattr(target, "ttfuse_data_movement", False))
 
 
+@functools.lru_cache(maxsize=4096)
 def dispatches(target: Any) -> int:
     """Device programs one call of `target` launches (deallocate and Python glue launch none)."""
     if is_deallocate(target) or not callable(target):
@@ -81,7 +82,7 @@ def dispatches(target: Any) -> int:
 # ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Overload:
     positional: tuple[str, ...]  # may be passed positionally (in order)
     keyword_only: tuple[str, ...]
@@ -90,6 +91,11 @@ class Overload:
     @property
     def names(self) -> tuple[str, ...]:
         return self.positional + self.keyword_only
+
+    @functools.cached_property
+    def defaults_all(self) -> dict:
+        """Every parameter in order, at its default (None where it has none): the base of a binding."""
+        return {n: self.defaults.get(n) for n in self.names}
 
 
 _PARAM_RE = re.compile(r"^\s*(\*?)(\w+)\s*(?::[^=]*)?(?:=\s*\\(\d+))?\s*$")
@@ -170,21 +176,31 @@ def bind(target: Any, args: tuple, kwargs: dict) -> dict | None:
     The first overload that accepts the positional count and keyword names wins, so a
     call and its keyword-spelled twin bind identically.
     """
+    ov = _overload_for(target, len(args), tuple(kwargs))
+    if ov is None:
+        return None
+    bound = dict(ov.defaults_all)
+    bound.update(zip(ov.positional, args))
+    bound.update(kwargs)
+    return bound
+
+
+@functools.lru_cache(maxsize=8192)
+def _overload_for(target: Any, nargs: int, kwnames: tuple) -> "Overload | None":
+    """The first overload a call shape fits (cached: binding is on the matcher's hot path)."""
     for ov in overloads(target):
-        if len(args) > len(ov.positional):
+        if nargs > len(ov.positional):
             continue
-        if any(k not in ov.names for k in kwargs):
+        names = set(ov.names)
+        if any(k not in names for k in kwnames):
             continue
-        bound = dict(zip(ov.positional, args))
-        if any(k in bound for k in kwargs):
+        given = set(ov.positional[:nargs])
+        if any(k in given for k in kwnames):
             continue
-        bound.update(kwargs)
-        required = [n for n in ov.names if n not in ov.defaults]
-        if any(n not in bound for n in required):
+        given.update(kwnames)
+        if any(n not in given and n not in ov.defaults for n in ov.names):
             continue
-        for name in ov.names:
-            bound.setdefault(name, ov.defaults.get(name))
-        return bound
+        return ov
     return None
 
 

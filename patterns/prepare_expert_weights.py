@@ -12,6 +12,7 @@ import ttnn
 
 from fusion import IntIn, Pattern, TensorSpec, declare_fused_op
 from micro_ops.prepare_expert_weights import choose_variant, prepare_expert_weights
+from micro_ops.prepare_expert_weights import golden as expert_weights_golden
 
 
 def _output_spec(b):
@@ -21,7 +22,12 @@ def _output_spec(b):
                       b.get("memory_config") or ttnn.DRAM_MEMORY_CONFIG)
 
 
-declare_fused_op(prepare_expert_weights, golden=prepare_expert_weights.golden, output_spec=_output_spec,
+def _golden(input_tensor, num_experts_per_tok, hidden_size, *, variant="auto", memory_config=None):
+    # the variant and the output memory config place the result; they do not change its values
+    return expert_weights_golden(input_tensor, num_experts_per_tok, hidden_size)
+
+
+declare_fused_op(prepare_expert_weights, golden=_golden, output_spec=_output_spec,
                  dispatches=1, data_movement=True, name="micro_ops.prepare_expert_weights")
 
 

@@ -1,0 +1,99 @@
+"""The same 3-node rewrite expressed for each engine, so the race is fair.
+
+Each engine gets its own fresh copy of the graph and replaces every
+`to_layout(x, RM) -> permute(., (3,1,2,0)) -> to_layout(., TILE)` whose intermediates have no
+other user with one `bench_fused(x)` call. Each returns the number of replacements.
+"""
+from __future__ import annotations
+
+import copy
+
+import torch.fx
+import ttnn
+
+from benchmarks.graphs import BENCH_PATTERN, MATCH_DIMS, RM, TILE, bench_fused, chain3, traced_of
+
+
+def copy_graph(gm: torch.fx.GraphModule) -> torch.fx.GraphModule:
+    """A fresh lazy copy: its Python code is generated only when timed separately (`codegen`)."""
+    from torch.fx._lazy_graph_module import _LazyGraphModule
+
+    g = torch.fx.Graph()
+    env = {}
+    for n in gm.graph.nodes:
+        env[n] = g.node_copy(n, lambda a: env[a])
+    return _LazyGraphModule(gm, g, class_name=type(gm).__name__)
+
+
+def codegen(gm: torch.fx.GraphModule) -> None:
+    """Generate the rewritten graph's Python code (what a first call would trigger)."""
+    gm.real_recompile()
+
+
+def run_ttfuse(gm: torch.fx.GraphModule, verifier=None) -> int:
+    import fusion
+    from fusion.match import Catalog
+    from fusion.verify import Verifier
+
+    _fused, report = fusion.fuse_traced(traced_of(gm), Catalog([BENCH_PATTERN]), verifier or Verifier())
+    return len(report.rewrites)
+
+
+_INDUCTOR_PASS = None
+
+
+def _inductor_pass():
+    global _INDUCTOR_PASS
+    if _INDUCTOR_PASS is None:
+        from torch._inductor.pattern_matcher import Arg, CallFunction, PatternMatcherPass, register_graph_pattern
+
+        p = PatternMatcherPass()
+        pattern = CallFunction(ttnn.to_layout, CallFunction(ttnn.permute, CallFunction(ttnn.to_layout, Arg(), RM),
+                                                            MATCH_DIMS), TILE)
+
+        @register_graph_pattern(pattern, pass_dict=p)
+        def _replace(match, x):
+            graph = match.graph
+            out = match.output_node()
+            with graph.inserting_before(out):
+                new = graph.call_function(bench_fused, (x,))
+            out.replace_all_uses_with(new)
+            match.erase_nodes()
+
+        _INDUCTOR_PASS = p
+    return _INDUCTOR_PASS
+
+
+def run_inductor(gm: torch.fx.GraphModule) -> int:
+    n = _inductor_pass().apply(gm.graph)
+    gm.recompile()  # lazy module: marks only, like ttfuse; codegen is timed apart
+    return n
+
+
+_FX_PATTERN = None
+
+
+def _fx_graphs():
+    global _FX_PATTERN
+    if _FX_PATTERN is None:
+        from fusion.trace import trace_function
+
+        pat, _ = trace_function(chain3, {"x": None}, {})
+        rep = torch.fx.Graph()
+        x = rep.placeholder("x")
+        rep.output(rep.call_function(bench_fused, (x,)))
+        _FX_PATTERN = (pat, rep)
+    return _FX_PATTERN
+
+
+def run_fx(gm: torch.fx.GraphModule) -> int:
+    from torch.fx.subgraph_rewriter import replace_pattern
+
+    pat, rep = _fx_graphs()
+    # replace_pattern recompiles inside (its time includes codegen)
+    return len(replace_pattern(gm, torch.fx.GraphModule(torch.nn.Module(), copy.deepcopy(pat)),
+                               torch.fx.GraphModule(torch.nn.Module(), copy.deepcopy(rep))))
+
+
+def call_targets(gm: torch.fx.GraphModule) -> list:
+    return [getattr(n.target, "__name__", str(n.target)) for n in gm.graph.nodes if n.op == "call_function"]
