@@ -448,8 +448,15 @@ def prepare_expert_weights(input_tensor: Any, num_experts_per_tok: int, hidden_s
     return cls.op(input_tensor, output, geo.k, geo.h, **kwargs)
 
 
+def entry_golden(input_tensor: torch.Tensor, num_experts_per_tok: int, hidden_size: int, *,
+                 variant: str = "auto", memory_config: Any = None) -> torch.Tensor:
+    """:func:`golden` with the device entry's signature (variant and memory_config do not change
+    values): the CPU reference attached as ``prepare_expert_weights.golden``."""
+    return golden(input_tensor, num_experts_per_tok, hidden_size)
+
+
 def _attach() -> None:
-    prepare_expert_weights.golden = golden
+    prepare_expert_weights.golden = entry_golden
     prepare_expert_weights.output_shape = output_shape
     prepare_expert_weights.choose_variant = choose_variant
 
