@@ -10,10 +10,13 @@ those calls:
 * precompiled-header build (``-x c++-header``): syntax-checks the header with host g++ and
   writes an empty placeholder ``.gch``; the later ``-include pch.h`` then falls back to the
   header text (an empty .gch is ignored by g++), so nothing is skipped.
-* compile (``-c``): runs the HOST ``g++ -fsyntax-only -fpermissive`` with the real include
-  paths, defines and generated headers, minus the flags only the Tenstorrent compiler knows.
-  A kernel error makes this script exit non-zero with the compiler's message on stderr, which
-  tt-metal turns into a Python RuntimeError. On success it writes a marker file as the ``.o``
+* compile (``-c``): runs the HOST ``g++ -fsyntax-only`` with the real include paths, defines
+  and generated headers, minus the flags only the Tenstorrent compiler knows. It runs WITHOUT
+  ``-fpermissive`` and tolerates exactly one class of error: "cast from <pointer> to <32-bit int>
+  loses precision", which is valid on the RV32 target and an error only because the host is
+  64-bit (tt-metal's own headers contain such casts; kernels legitimately do too). Every other
+  error, in a kernel or in a header it instantiates, fails the check: the script exits non-zero
+  with the compiler's message on stderr, which tt-metal turns into a Python RuntimeError. On success it writes a marker file as the ``.o``
   and the real dependency file (``-MF``) so tt-metal's JIT cache tracks the kernel's sources.
 * link (``-o *.elf``): refuses unless every object it is given is either a real RISC-V object
   from the wheel or a marker written by a successful check above; then writes a minimal,
@@ -142,19 +145,38 @@ def _host_flags(args: list[str]) -> tuple[list[str], list[str]]:
     return flags, inputs
 
 
+_ERROR_LINE = re.compile(r"^(?:[^\s:][^:]*:\d+:\d+: |<command-line>: |[^\s:]+: )?(fatal error|error): (.*)$", re.M)
+# x86-64 host vs RV32 target: casting a pointer to uint32_t "loses precision" only on the host
+_HOST_ONLY = re.compile(r"^cast from .* to .* loses precision \[-fpermissive\]$")
+
+
+def _classify(proc: subprocess.CompletedProcess) -> tuple[bool, int]:
+    """(failed, number of tolerated host-only errors) for a strict host compile."""
+    if proc.returncode == 0:
+        return False, 0
+    errors = _ERROR_LINE.findall(proc.stderr)
+    if not errors:
+        return True, 0  # non-zero exit without a parsable diagnostic: never pass it
+    tolerated = sum(1 for kind, msg in errors if kind == "error" and _HOST_ONLY.match(msg.strip()))
+    return tolerated != len(errors), tolerated
+
+
 def _compile(args: list[str]) -> int:
     cwd = os.getcwd()
     out = _value(args, "-o")
     depfile = _value(args, "-MF")
     risc = _risc(args)
     flags, inputs = _host_flags(args)
-    cmd = [HOST_CXX, "-fsyntax-only", "-fpermissive", "-w", *flags]
+    # Strict (no -fpermissive): the only tolerated errors are pointer -> 32-bit integer casts, which
+    # are valid on the RV32 target and fail only because the host is 64-bit (see _host_only_errors).
+    cmd = [HOST_CXX, "-fsyntax-only", "-w", *flags]
     if depfile and out:
         # real dependencies: tt-metal hashes them to decide when to rebuild
         cmd += ["-MD", "-MF", depfile, "-MT", out]
     cmd += inputs
     t0 = time.time()
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd)
+    failed, tolerated = _classify(proc)
     entry = {
         "kind": "compile",
         "risc": risc,
@@ -164,11 +186,12 @@ def _compile(args: list[str]) -> int:
         "named_compile_time_args": _named_args(cwd),
         "defines": [a[2:] for a in args if a.startswith("-D")],
         "build_dir": cwd,
-        "ok": proc.returncode == 0,
+        "ok": not failed,
+        "tolerated_host_only_errors": tolerated,
         "seconds": round(time.time() - t0, 3),
         "host_command": shlex.join(cmd),
     }
-    if proc.returncode != 0:
+    if failed:
         entry["error"] = proc.stderr[-20000:]
         _record(entry)
         sys.stderr.write(proc.stderr)

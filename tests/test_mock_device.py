@@ -260,3 +260,37 @@ def test_identical_kernels_are_built_once_per_process(mock_device, tmp_path):
     for _ in range(2):
         ttnn.generic_op([x, y], _program([common.reader_kernel(src, cr, compile_time_args=[0])]))
     assert len([c for c in md.kernel_checks() if src in c.sources]) == 1
+
+
+@pytest.mark.mock_device
+def test_pointer_to_uint32_casts_are_accepted_like_on_rv32(mock_device, tmp_path):
+    """Kernels (and tt-metal's headers) cast L1 pointers to uint32_t: valid on the 32-bit RISC,
+    an error only on the 64-bit host. The check tolerates exactly that error class."""
+    src = _write(tmp_path, "ptr_cast.cpp", """
+#include "api/dataflow/dataflow_api.h"
+void kernel_main() {
+    volatile tt_l1_ptr uint32_t* p = reinterpret_cast<volatile tt_l1_ptr uint32_t*>(get_write_ptr(0));
+    uint32_t addr = reinterpret_cast<uint32_t>(p);
+    p[0] = addr;
+}
+""")
+    x, y = _tile_tensor(mock_device), _tile_tensor(mock_device)
+    program = _program([common.reader_kernel(src, common.single_core())])
+    ttnn.generic_op([x, y], program)
+    assert md.assert_program_checked(program)[0].ok
+
+
+@pytest.mark.mock_device
+def test_errors_gcc_would_only_warn_about_under_fpermissive_fail(mock_device, tmp_path):
+    """A missing cast from an L1 address to a pointer is a real kernel bug; the check runs without
+    -fpermissive so it fails instead of being downgraded to a hidden warning."""
+    src = _write(tmp_path, "missing_cast.cpp", """
+#include "api/dataflow/dataflow_api.h"
+void kernel_main() {
+    uint32_t* p = get_write_ptr(0);
+    p[0] = 1;
+}
+""")
+    x, y = _tile_tensor(mock_device), _tile_tensor(mock_device)
+    with pytest.raises(RuntimeError, match="invalid conversion from"):
+        ttnn.generic_op([x, y], _program([common.reader_kernel(src, common.single_core())]))
