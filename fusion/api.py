@@ -13,6 +13,7 @@ import ttnn
 
 from . import ttnn_ops
 from .errors import InputError, VerificationError
+from .log import logger
 from .match import Catalog, positions, resolve_overlaps
 from .pattern import Pattern
 from .reference import ReferenceRunner, to_torch_value
@@ -247,7 +248,13 @@ def _one_round(gm, catalog: Catalog, verifier: Verifier, report: FusionReport, s
 
     t = time.perf_counter()
     viable = []
-    for c in candidates:
+    last_note = t
+    for i, c in enumerate(candidates):
+        now = time.perf_counter()
+        if now - last_note > 2.0:  # long verification (large weights): say where it is
+            logger.info(f"verifying candidate {i + 1}/{len(candidates)} ({c.pattern.name} at {c.location}), "
+                        f"{verifier.runs} reference checks run, {verifier.hits} cached")
+            last_note = now
         if c.refusal:
             report.refusals.append(Refusal(c.pattern.name, c.location, c.refusal, c.spelling.name))
             continue

@@ -22,6 +22,13 @@ find_python() {
   return 1
 }
 
+# graphviz's `dot` draws `ttfuse graph` output; best effort (root + apt), never fatal
+if ! command -v dot >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  echo "setup: installing graphviz (for ttfuse graph)"
+  (apt-get install -y -q graphviz >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q graphviz >/dev/null 2>&1; }) \
+    || echo "setup: could not install graphviz; 'ttfuse graph' will write .dot files instead of drawings"
+fi
+
 want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
 if [ -x "$VENV/bin/python" ] && works "$VENV/bin/python" && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
   exit 0
