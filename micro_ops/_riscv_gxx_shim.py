@@ -107,7 +107,7 @@ def _kernel_sources(cwd: str, risc: str) -> list[str]:
             continue
         with open(path, errors="replace") as f:
             text = f.read()
-        incs = [i for i in re.findall(r'#include\s+"([^"]+)"', text) if not i.endswith("defines_generated.h")]
+        incs = [i for i in re.findall(r'#include\s+"([^"]+)"', text) if not i.endswith("_generated.h")]
         found.extend(incs if incs else [f"<inline source in {path}>"])
     return found
 

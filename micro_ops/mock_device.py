@@ -221,7 +221,8 @@ def configure_mock_environment() -> MockEnvironment:
     os.environ[RUNTIME_ROOT_ENV] = str(root)
     # fresh per process: a kernel cached on disk by an earlier run would not be re-checked
     jit_cache = Path(tempfile.mkdtemp(prefix="ttfuse-tt-metal-cache-"))
-    atexit.register(shutil.rmtree, jit_cache, True)
+    if os.environ.get("TTFUSE_KEEP_JIT_CACHE") != "1":  # keep it to inspect builds and records
+        atexit.register(shutil.rmtree, jit_cache, True)
     os.environ[JIT_CACHE_ENV] = str(jit_cache) + os.sep
     record = jit_cache / "ttfuse_kernel_checks.jsonl"
     record.touch()
