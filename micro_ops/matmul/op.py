@@ -145,8 +145,10 @@ class MatmulWidthSharded:
 
     @staticmethod
     def check(a_shape, w_shape, *, num_cores: int, activation=None,
-              a_dtype=ttnn.bfloat16, w_dtype=ttnn.bfloat16, fp32_dest_acc_en: bool = True) -> str | None:
-        """None if the variant runs these shapes on `num_cores` weight cores, else the reason."""
+              a_dtype=ttnn.bfloat16, w_dtype=ttnn.bfloat16, fp32_dest_acc_en: bool = True,
+              check_l1: bool = True) -> str | None:
+        """None if the variant runs these shapes on `num_cores` weight cores, else the reason.
+        check_l1=False skips this op's own L1 budget (fused ops compute theirs)."""
         rw = U.rows_and_width(a_shape)
         if rw is None:
             return f"a shape {list(a_shape)}: expected [..., M, K] with all leading dims 1"
@@ -170,7 +172,7 @@ class MatmulWidthSharded:
         if n % (U.TILE * num_cores):
             return f"N={n} does not split into {num_cores} shards of whole tiles"
         need = MatmulWidthSharded.l1_bytes(k, n // num_cores)
-        if need > U.L1_BYTES_PER_CORE:
+        if check_l1 and need > U.L1_BYTES_PER_CORE:
             return (f"a weight core needs {need} B of L1 (K={k}, {n // num_cores} columns per core), more than "
                     f"{U.L1_BYTES_PER_CORE} B: use more cores")
         return None

@@ -96,7 +96,7 @@ class RMSNormSingleCore:
 
     # ------------------------------------------------------------------ runtime validation
     @staticmethod
-    def validate(x, gamma, out) -> tuple[ttnn.CoreCoord, int, int]:
+    def validate_inputs(x, gamma) -> tuple[ttnn.CoreCoord, int, int]:
         """Raise InvalidInputError naming the expectation; returns (core, rows, width)."""
         U.expect_tensor("x", x, memory_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED)
         xs = U.shape_list(x.shape)
@@ -111,10 +111,18 @@ class RMSNormSingleCore:
         U.expect_tensor("x", x, memory_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, shard_shape=(U.TILE, width))
         U.expect_tensor("gamma", gamma, layout=ttnn.ROW_MAJOR_LAYOUT,
                         memory_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=grid, shard_shape=(1, width))
-        U.expect_tensor("out", out, memory_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED, grid=grid,
-                        shard_shape=(U.TILE, width), shape=xs)
-        U.same_device(x=x, gamma=gamma, out=out)
+        U.same_device(x=x, gamma=gamma)
         return core_rng.start, rows, width
+
+    @staticmethod
+    def validate(x, gamma, out) -> tuple[ttnn.CoreCoord, int, int]:
+        """validate_inputs plus the pre-allocated output: same shape and shard as x."""
+        core, rows, width = RMSNormSingleCore.validate_inputs(x, gamma)
+        U.expect_tensor("out", out, memory_layout=ttnn.TensorMemoryLayout.HEIGHT_SHARDED,
+                        grid=x.memory_config().shard_spec.grid, shard_shape=(U.TILE, width),
+                        shape=U.shape_list(x.shape))
+        U.same_device(x=x, out=out)
+        return core, rows, width
 
     # ------------------------------------------------------------------ descriptor pieces (reused by fused ops)
     @staticmethod
