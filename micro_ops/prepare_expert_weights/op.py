@@ -166,12 +166,6 @@ def validate(input_tensor: Any, output_tensor: Any, num_experts_per_tok: int, hi
 # --- descriptor ---------------------------------------------------------------------------------
 
 
-@dataclasses.dataclass
-class _Program:
-    descriptor: Any
-    cores: list  # [(CoreCoord, first_page, num_pages)]
-
-
 _CACHE = common.DescriptorCache()
 _LAST: list = [None]  # the descriptor of the latest op() call (tests, debugging)
 
@@ -259,29 +253,65 @@ def _build(variant: str, input_tensor: Any, output_tensor: Any, geo: Geometry, t
     descriptor = ttnn.ProgramDescriptor(kernels=[reader, writer], cbs=cbs, semaphores=[])
     # every compile-time aspect of the program is in the key: let generic_op skip hashing the descriptor
     descriptor.custom_program_hash = common.stable_hash(("ttfuse.prepare_expert_weights", key))
-    return _Program(descriptor, assignment)
+    return _Program(descriptor, assignment, geo)
 
 
-def _run(variant: str, input_tensor: Any, output_tensor: Any, num_experts_per_tok: int, hidden_size: int,
-         tiles_per_block: int, core: tuple[int, int] | None = None, max_cores: int | None = None) -> Any:
+@dataclasses.dataclass
+class _Program:
+    descriptor: Any
+    cores: list  # [(CoreCoord, first_page, num_pages)]
+    geo: Geometry
+
+
+def _key(variant: str, input_tensor: Any, output_tensor: Any, k: Any, h: Any, tiles_per_block: Any,
+         core: Any, max_cores: Any) -> tuple:
+    # everything validation and the program depend on, except buffer addresses
+    return (variant, k, h, tiles_per_block, core, max_cores, common.tensor_signature(input_tensor),
+            common.tensor_signature(output_tensor), input_tensor.device().id(), output_tensor.device().id())
+
+
+def _validated_build(variant: str, input_tensor: Any, output_tensor: Any, num_experts_per_tok: int,
+                     hidden_size: int, tiles_per_block: int, core: tuple[int, int] | None,
+                     max_cores: int | None, key: tuple) -> _Program:
     geo = validate(input_tensor, output_tensor, num_experts_per_tok, hidden_size)
     if not isinstance(tiles_per_block, int) or not 1 <= tiles_per_block <= MAX_TILES_PER_BLOCK:
         raise ValueError(f"tiles_per_block must be an int in 1..{MAX_TILES_PER_BLOCK}, got {tiles_per_block!r}")
     if variant != "multi_core" and geo.bs > SINGLE_CORE_MAX_BS:
         raise ValueError(f"{variant} needs BS <= {SINGLE_CORE_MAX_BS} tokens (one output tile row per expert), "
                          f"got BS={geo.bs}: use PrepareExpertWeightsMultiCore")
-    if max_cores is not None and max_cores < 1:
-        raise ValueError(f"max_cores must be >= 1, got {max_cores}")
-    key = (variant, tiles_per_block, core, max_cores, geo,
-           common.tensor_signature(input_tensor), common.tensor_signature(output_tensor),
-           int(output_tensor.device().id()))
-    program = _CACHE.get_or_build(
-        key, lambda: _build(variant, input_tensor, output_tensor, geo, tiles_per_block, core, max_cores, key))
+    if max_cores is not None and (not isinstance(max_cores, int) or max_cores < 1):
+        raise ValueError(f"max_cores must be an int >= 1, got {max_cores!r}")
+    return _build(variant, input_tensor, output_tensor, geo, tiles_per_block, core, max_cores, key)
+
+
+def _program_for(variant: str, input_tensor: Any, output_tensor: Any, num_experts_per_tok: int, hidden_size: int,
+                 tiles_per_block: int, core: tuple[int, int] | None, max_cores: int | None) -> _Program:
+    # storage is not part of the signature: check it on every call (a host tensor has no buffer)
+    for t, name in ((input_tensor, "input_tensor"), (output_tensor, "output_tensor")):
+        if not isinstance(t, ttnn.Tensor):
+            raise TypeError(f"{name} must be a ttnn.Tensor, got {type(t).__name__}")
+        if not ttnn.is_tensor_storage_on_device(t):
+            raise ValueError(f"{name} must be on a device (got a host tensor); move it with ttnn.to_device")
+    if core is not None:
+        core = tuple(core)
+    key = _key(variant, input_tensor, output_tensor, num_experts_per_tok, hidden_size, tiles_per_block, core,
+               max_cores)
+    # a hit means this exact signature was validated before: the full validation runs on misses only
+    return _CACHE.get_or_build(key, lambda: _validated_build(variant, input_tensor, output_tensor,
+                                                             num_experts_per_tok, hidden_size, tiles_per_block,
+                                                             core, max_cores, key))
+
+
+def _run(variant: str, input_tensor: Any, output_tensor: Any, num_experts_per_tok: int, hidden_size: int,
+         tiles_per_block: int, core: tuple[int, int] | None = None, max_cores: int | None = None) -> Any:
+    program = _program_for(variant, input_tensor, output_tensor, num_experts_per_tok, hidden_size,
+                           tiles_per_block, core, max_cores)
+    geo = program.geo
     reader, writer = program.descriptor.kernels[0], program.descriptor.kernels[1]
     # only the buffer addresses change between calls with the same key
-    reader.common_runtime_args = [common.buffer_address(input_tensor), geo.bs, geo.k, geo.ht, geo.bst,
+    reader.common_runtime_args = [input_tensor.buffer_address(), geo.bs, geo.k, geo.ht, geo.bst,
                                   geo.h_mod_32, geo.rows_per_slice, geo.tiles_per_slice]
-    writer.common_runtime_args = [common.buffer_address(output_tensor), geo.ht, geo.h_mod_32]
+    writer.common_runtime_args = [output_tensor.buffer_address(), geo.ht, geo.h_mod_32]
     _LAST[0] = program
     return ttnn.generic_op([input_tensor, output_tensor], program.descriptor)
 
@@ -298,14 +328,11 @@ def last_work_split() -> list[tuple[Any, int, int]]:
 
 def build_descriptor(variant: str, input_tensor: Any, output_tensor: Any, num_experts_per_tok: int,
                      hidden_size: int, **kwargs: Any) -> Any:
-    """The (cached) ProgramDescriptor a variant would run, with current addresses, without running it."""
-    geo = validate(input_tensor, output_tensor, num_experts_per_tok, hidden_size)
+    """The (cached) ProgramDescriptor a variant's op() would run for these tensors, without running it
+    (buffer addresses are those of the latest op() call with the same signature)."""
     tpb = kwargs.get("tiles_per_block", 1 if variant == "single_core" else 4)
-    core, max_cores = kwargs.get("core"), kwargs.get("max_cores")
-    key = (variant, tpb, core, max_cores, geo, common.tensor_signature(input_tensor),
-           common.tensor_signature(output_tensor), int(output_tensor.device().id()))
-    return _CACHE.get_or_build(
-        key, lambda: _build(variant, input_tensor, output_tensor, geo, tpb, core, max_cores, key)).descriptor
+    return _program_for(variant, input_tensor, output_tensor, num_experts_per_tok, hidden_size, tpb,
+                        kwargs.get("core"), kwargs.get("max_cores")).descriptor
 
 
 # --- variants -----------------------------------------------------------------------------------
