@@ -294,3 +294,29 @@ void kernel_main() {
     x, y = _tile_tensor(mock_device), _tile_tensor(mock_device)
     with pytest.raises(RuntimeError, match="invalid conversion from"):
         ttnn.generic_op([x, y], _program([common.reader_kernel(src, common.single_core())]))
+
+
+@pytest.mark.mock_device
+def test_environment_may_be_configured_after_import_ttnn(mock_device, tmp_path):
+    """Measured contract: tt-metal reads the mock / runtime-root / cache variables when a device is
+    opened, so configuring after `import ttnn` and after host-only TILE conversions works."""
+    script = tmp_path / "late.py"
+    script.write_text(f"""
+import sys
+sys.path.insert(0, {str(md._HERE.parent)!r})
+import torch, ttnn
+ttnn.from_torch(torch.zeros(32, 32, dtype=torch.bfloat16), dtype=ttnn.bfloat16, layout=ttnn.TILE_LAYOUT)
+from micro_ops import common, mock_device as md
+md.configure_mock_environment()
+with md.open_mock_device() as dev:
+    x = ttnn.from_torch(torch.zeros(32, 32, dtype=torch.bfloat16), dtype=ttnn.bfloat16, layout=ttnn.TILE_LAYOUT,
+                        device=dev)
+    cr = common.single_core()
+    k = common.reader_kernel({_write(tmp_path, "late.cpp", DATAFLOW_OK)!r}, cr, compile_time_args=[0])
+    p = ttnn.ProgramDescriptor(kernels=[k], cbs=[common.cb_descriptor(0, ttnn.bfloat16, 1, cr)], semaphores=[])
+    ttnn.generic_op([x, x], p)
+    print("CHECKED", [c.risc for c in md.assert_program_checked(p)])
+""")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TT_METAL_", "TTFUSE_"))}
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=300)
+    assert "CHECKED ['NCRISC']" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-2000:]
