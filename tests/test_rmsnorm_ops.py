@@ -207,3 +207,97 @@ def test_hw_rmsnorm_vs_golden_and_ttnn(device, width, rows, fp32):
                          device=device, memory_config=ttnn.DRAM_MEMORY_CONFIG)
     ref = ttnn.to_torch(ttnn.rms_norm(xd, weight=gd, epsilon=EPS))
     assert _pcc(ref, y) >= 0.999
+
+
+# ================================================================================== ResidualRMSNorm
+
+from micro_ops.residual_rmsnorm import ResidualRMSNormSingleCore, residual_rms_norm  # noqa: E402
+
+
+@pytest.mark.parametrize("width", [2048, 4096, 5120])
+@pytest.mark.parametrize("fp32", [True, False])
+def test_residual_golden_matches_ttnn_golden(width, fp32):
+    x, gamma = _inputs(32, width, seed=1)
+    res, _ = _inputs(32, width, seed=2)
+    s, y = ResidualRMSNormSingleCore.golden(x, res, gamma, epsilon=EPS, fp32_dest_acc_en=fp32)
+    assert torch.equal(s, (x.float() + res.float()).to(torch.bfloat16))
+    ref = ttnn.get_golden_function(ttnn.rms_norm)(x, weight=gamma, epsilon=EPS, residual_input_tensor=res)
+    assert U.pcc(ref.float(), y.float()) >= 0.999
+    s2, y2 = residual_rms_norm.golden(x, res, gamma, epsilon=EPS, fp32_dest_acc_en=fp32)
+    assert torch.equal(s, s2) and torch.equal(y, y2)
+    assert residual_rms_norm.output_shape(list(x.shape), list(res.shape), [width]) == [list(x.shape)] * 2
+
+
+@pytest.mark.parametrize("x_shape,res_shape,needle", [
+    ([1, 1, 32, 2048], [1, 1, 1, 2048], "no broadcasting"),
+    ([1, 1, 32, 5280], [1, 1, 32, 5280], "L1"),
+    ([1, 1, 33, 2048], [1, 1, 33, 2048], "1..32 rows"),
+])
+def test_residual_check_refuses(x_shape, res_shape, needle):
+    reason = ResidualRMSNormSingleCore.check(x_shape, res_shape, [x_shape[-1]])
+    assert reason is not None and needle in reason, reason
+
+
+def test_residual_widest_width():
+    ok = [w for w in range(2048, 8192, 32) if ResidualRMSNormSingleCore.check([1, 32, w], [1, 32, w], [w]) is None]
+    assert max(ok) == 5248
+
+
+@pytest.mark.mock_device
+@pytest.mark.parametrize("width,fp32", [(2048, True), (4096, False)])
+def test_mock_residual_descriptor_and_kernels(mock_device, width, fp32):
+    x, gamma = _inputs(32, width)
+    res, _ = _inputs(32, width, seed=9)
+    tx, tg, s_out = _place(mock_device, x, gamma)
+    tr = ttnn.from_torch(res, dtype=ttnn.bfloat16, layout=ttnn.TILE_LAYOUT, device=mock_device,
+                         memory_config=x_memory_config(width))
+    y_out = ttnn.allocate_tensor_on_device(tx.shape, ttnn.bfloat16, ttnn.TILE_LAYOUT, mock_device, x_memory_config(width))
+    program = ResidualRMSNormSingleCore.program_descriptor(tx, tr, tg, s_out, y_out, epsilon=EPS, fp32_dest_acc_en=fp32)
+    s, y = ResidualRMSNormSingleCore.op(tx, tr, tg, s_out, y_out, epsilon=EPS, fp32_dest_acc_en=fp32)
+    assert list(s.shape) == list(y.shape) == [1, 1, 32, width]
+    assert U.assert_program_checked_named(program) == 5
+    ttnn.deallocate(s)  # four [32, W] shards already fill most of one core's L1
+    ttnn.deallocate(y)
+    s2, y2 = residual_rms_norm(tx, tr, tg, epsilon=EPS, fp32_dest_acc_en=fp32)  # same kernels, cached
+    assert s2.memory_config() == y2.memory_config() == tx.memory_config()
+
+
+@pytest.mark.mock_device
+@pytest.mark.parametrize("case,needle", [("res_other_core", "residual"), ("res_shape", "no broadcasting"),
+                                         ("s_out_dram", "s_out")])
+def test_mock_residual_validation(mock_device, no_generic_op, case, needle):
+    d = mock_device
+    x, gamma = _inputs(32, 2048)
+    tx, tg, s_out = _place(d, x, gamma)
+    y_out = ttnn.allocate_tensor_on_device(tx.shape, ttnn.bfloat16, ttnn.TILE_LAYOUT, d, x_memory_config(2048))
+    mc = x_memory_config(2048, ttnn.CoreCoord(1, 1)) if case == "res_other_core" else x_memory_config(2048)
+    res = x[..., :1, :] if case == "res_shape" else x
+    tr = ttnn.from_torch(res, dtype=ttnn.bfloat16, layout=ttnn.TILE_LAYOUT, device=d, memory_config=mc)
+    if case == "s_out_dram":
+        s_out = ttnn.allocate_tensor_on_device(tx.shape, ttnn.bfloat16, ttnn.TILE_LAYOUT, d, ttnn.DRAM_MEMORY_CONFIG)
+    with pytest.raises(InvalidInputError, match=needle):
+        ResidualRMSNormSingleCore.op(tx, tr, tg, s_out, y_out, epsilon=EPS)
+
+
+@pytest.mark.hardware
+@pytest.mark.parametrize("width", [2048, 4096])
+@pytest.mark.parametrize("fp32", [True, False])
+def test_hw_residual_vs_golden_and_ttnn(device, width, fp32):
+    x, gamma = _inputs(32, width, seed=width)
+    res, _ = _inputs(32, width, seed=width + 1)
+    tx, tg, s_out = _place(device, x, gamma)
+    tr = ttnn.from_torch(res, dtype=ttnn.bfloat16, layout=ttnn.TILE_LAYOUT, device=device,
+                         memory_config=x_memory_config(width))
+    y_out = ttnn.allocate_tensor_on_device(tx.shape, ttnn.bfloat16, ttnn.TILE_LAYOUT, device, x_memory_config(width))
+    s, y = ResidualRMSNormSingleCore.op(tx, tr, tg, s_out, y_out, epsilon=EPS, fp32_dest_acc_en=fp32)
+    s, y = ttnn.to_torch(s), ttnn.to_torch(y)
+    gs, gy = ResidualRMSNormSingleCore.golden(x, res, gamma, epsilon=EPS, fp32_dest_acc_en=fp32)
+    assert _pcc(gs, s) >= 0.9999 and _pcc(gy, y) >= 0.999
+    # unfused ttnn: add, then rms_norm
+    xd, rd = (ttnn.from_torch(t, dtype=ttnn.bfloat16, layout=ttnn.TILE_LAYOUT, device=device,
+                              memory_config=ttnn.DRAM_MEMORY_CONFIG) for t in (x, res))
+    gd = ttnn.from_torch(gamma.reshape(1, 1, width // 32, 32), dtype=ttnn.bfloat16, layout=ttnn.ROW_MAJOR_LAYOUT,
+                         device=device, memory_config=ttnn.DRAM_MEMORY_CONFIG)
+    sd = ttnn.add(xd, rd)
+    assert _pcc(ttnn.to_torch(sd), s) >= 0.9999
+    assert _pcc(ttnn.to_torch(ttnn.rms_norm(sd, weight=gd, epsilon=EPS)), y) >= 0.999

@@ -262,4 +262,80 @@ struct RMSNorm {
     };
 };
 
+// s = x + residual (elementwise, bf16 out), the pre-norm residual add of a decoder layer. Its output CB is
+// usually the input of a following RMSNorm::Op in the same kernel (ResidualRMSNorm).
+struct ResidualAdd {
+    // NCRISC: both inputs are sharded tensors already in L1
+    template <uint32_t XCB, uint32_t ResCB, uint32_t NumTiles>
+    struct ReaderCTArgs {
+        static constexpr uint32_t x_cb = XCB;
+        static constexpr uint32_t res_cb = ResCB;
+        static constexpr uint32_t num_tiles = NumTiles;
+    };
+
+    // BRISC: the sum is an output tensor too; wait for all of it
+    template <uint32_t SumCB, uint32_t NumTiles>
+    struct WriterCTArgs {
+        static constexpr uint32_t sum_cb = SumCB;
+        static constexpr uint32_t num_tiles = NumTiles;
+    };
+
+    template <uint32_t XCB, uint32_t ResCB, uint32_t SumCB, uint32_t NumTiles, uint32_t Block, bool HwStartup>
+    struct ComputeCTArgs {
+        static constexpr uint32_t x_cb = XCB;
+        static constexpr uint32_t res_cb = ResCB;
+        static constexpr uint32_t sum_cb = SumCB;
+        static constexpr uint32_t num_tiles = NumTiles;
+        static constexpr uint32_t block = Block;
+        static constexpr bool hw_startup = HwStartup;
+    };
+
+    template <typename CTArgs>
+    class Op {
+    public:
+        void operator()() { impl(); }
+
+    private:
+        void impl() {
+#if defined(COMPILE_FOR_NCRISC)
+            cb_reserve_back(CTArgs::x_cb, CTArgs::num_tiles);
+            cb_push_back(CTArgs::x_cb, CTArgs::num_tiles);
+            cb_reserve_back(CTArgs::res_cb, CTArgs::num_tiles);
+            cb_push_back(CTArgs::res_cb, CTArgs::num_tiles);
+#endif
+
+#if defined(COMPILE_FOR_BRISC)
+            cb_wait_front(CTArgs::sum_cb, CTArgs::num_tiles);
+#endif
+
+#if defined(COMPILE_FOR_TRISC)
+            constexpr uint32_t Wt = CTArgs::num_tiles;
+            if constexpr (CTArgs::hw_startup) {
+                compute_kernel_hw_startup(CTArgs::x_cb, CTArgs::res_cb, CTArgs::sum_cb);
+            }
+            reconfig_data_format(CTArgs::x_cb, CTArgs::res_cb);
+            pack_reconfig_data_format(CTArgs::sum_cb);
+            add_init(CTArgs::x_cb, CTArgs::res_cb);
+            cb_wait_front(CTArgs::x_cb, Wt);
+            cb_wait_front(CTArgs::res_cb, Wt);
+            for (uint32_t start = 0; start < Wt; start += CTArgs::block) {
+                const uint32_t nb = (Wt - start) < CTArgs::block ? (Wt - start) : CTArgs::block;
+                tile_regs_acquire();
+                for (uint32_t t = 0; t < nb; ++t) {
+                    add_tiles(CTArgs::x_cb, CTArgs::res_cb, start + t, start + t, t);
+                }
+                tile_regs_commit();
+                cb_reserve_back(CTArgs::sum_cb, nb);
+                tile_regs_wait();
+                for (uint32_t t = 0; t < nb; ++t) {
+                    pack_tile(t, CTArgs::sum_cb);
+                }
+                tile_regs_release();
+                cb_push_back(CTArgs::sum_cb, nb);
+            }
+#endif
+        }
+    };
+};
+
 }  // namespace ttfuse::ops
