@@ -119,6 +119,17 @@ def test_mock_descriptor_and_kernels(mock_device, width, fp32, core):
 
 
 @pytest.mark.mock_device
+@pytest.mark.parametrize("fp32", [True, False])
+def test_mock_widest_accepted_width_fits_real_allocator(mock_device, fp32):
+    # check()'s L1 budget must not be optimistic: the widest width it accepts allocates and passes
+    # tt-metal's CB / L1-buffer clash validation
+    width = max(w for w in range(7168, 16384, 32) if RMSNormSingleCore.check([1, 32, w], [w], fp32_dest_acc_en=fp32) is None)
+    x, gamma = _inputs(32, width)
+    tx, tg, out = _place(mock_device, x, gamma)
+    RMSNormSingleCore.op(tx, tg, out, epsilon=EPS, fp32_dest_acc_en=fp32)
+
+
+@pytest.mark.mock_device
 def test_mock_partial_rows_and_entry(mock_device):
     x, gamma = _inputs(5, 2048)
     tx, tg, _ = _place(mock_device, x, gamma)
