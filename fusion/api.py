@@ -104,7 +104,31 @@ class FusedModel:
         return out
 
     def __call__(self, *args, **kwargs):
-        return self.graph_module(*self.tensor_arguments(args, kwargs))
+        fast = self._fast_positions
+        if not kwargs and fast is not None and len(args) == fast[0]:
+            n, tensor_pos, const_pos = fast
+            for i, value in const_pos:
+                a = args[i]
+                if a is not value and not _same_constant(a, value):
+                    break
+            else:
+                return self.graph_module.forward(*[args[i] for i in tensor_pos])
+        return self.graph_module.forward(*self.tensor_arguments(args, kwargs))
+
+    @property
+    def _fast_positions(self):
+        """(arity, tensor positions, (position, constant)) for plain positional calls, else None."""
+        cached = self.__dict__.get("_fast_cache", False)
+        if cached is not False:
+            return cached
+        params = list(self._traced.signature.parameters)
+        names = self._traced.input_names
+        result = None
+        if all(isinstance(n, str) for n in names) and set(names) | set(self._traced.constants) == set(params):
+            result = (len(params), [params.index(n) for n in names],
+                      [(params.index(k), v) for k, v in self._traced.constants.items()])
+        self.__dict__["_fast_cache"] = result
+        return result
 
     def reference_runner(self) -> ReferenceRunner:
         if self._runner is None:

@@ -10,6 +10,23 @@ from .specs import spec_from_value
 from .trace import model_callable
 
 
+def _fast_key(args: tuple):
+    """A per-call key that is cheap to build; None when an argument has no cheap form."""
+    import ttnn
+
+    key = []
+    for v in args:
+        if isinstance(v, ttnn.Tensor):
+            storage = v.storage_type()
+            mc = v.memory_config() if storage == ttnn.StorageType.DEVICE else None
+            key.append((tuple(v.shape), v.dtype, v.layout, storage, mc))
+        elif v is None or isinstance(v, (int, float, str, bool)):
+            key.append((type(v), v))
+        else:
+            return None
+    return tuple(key)
+
+
 class LazyFused:
     def __init__(self, model, *, patterns=None, pcc=0.9999, strict=False, verifier=None):
         self._model = model
@@ -17,6 +34,7 @@ class LazyFused:
         fn, self._name = model_callable(model)
         self._signature = inspect.signature(fn)
         self.fused: dict = {}  # signature key -> FusedModel
+        self._fast: dict = {}  # cheap per-call key -> FusedModel
 
     def _key(self, values: list) -> tuple:
         key = []
@@ -53,6 +71,15 @@ class LazyFused:
         return fused
 
     def __call__(self, *args, **kwargs):
+        if not kwargs:
+            # hot path: positional call, cheap key (no signature binding, no TensorSpec)
+            key = _fast_key(args)
+            fused = self._fast.get(key) if key is not None else None
+            if fused is None:
+                fused = self.for_inputs(*args)
+                if key is not None:
+                    self._fast[key] = fused
+            return fused(*args)
         return self.for_inputs(*args, **kwargs)(*args, **kwargs)
 
     @property
