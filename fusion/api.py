@@ -311,6 +311,7 @@ def _one_round(gm, catalog: Catalog, verifier: Verifier, report: FusionReport, s
         after_bytes = sum(n.meta["spec"].nbytes for n in r.calls
                           if n not in out_set and isinstance(n.meta.get("spec"), TensorSpec))
         before_disp = sum(ttnn_ops.dispatches(n.target) for n in c.nodes)
+        replaced_ops = " -> ".join(ttnn_ops.op_name(n.target) for n in c.nodes)  # before splicing edits them
         created += splicer.splice(c, r)
         report.rewrites.append(Rewrite(
             pattern=c.pattern.name,
@@ -320,7 +321,7 @@ def _one_round(gm, catalog: Catalog, verifier: Verifier, report: FusionReport, s
             saved_dispatches=before_disp - r.dispatches,
             saved_bytes=before_bytes - after_bytes,
             spelling=c.spelling.name,
-            replaced_ops=" -> ".join(ttnn_ops.op_name(n.target) for n in c.nodes),
+            replaced_ops=replaced_ops,
             replacement=r.describe(),
             check=c.check_text,
             captures={k: _plain(v) for k, v in c.captures.items()},
