@@ -3,4 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+export TT_LOGGER_LEVEL="${TT_LOGGER_LEVEL:-error}" LOGURU_LEVEL="${LOGURU_LEVEL:-WARNING}"
 exec .venv/bin/python -m examples.demo "$@"

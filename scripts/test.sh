@@ -3,11 +3,18 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh || exit 1
-.venv/bin/python -m pytest -q "$@"
-rc=$?
+# tt-metal's and ttnn's own chatter (cluster set-up/teardown, config dump) is not test output
+export TT_LOGGER_LEVEL="${TT_LOGGER_LEVEL:-error}" LOGURU_LEVEL="${LOGURU_LEVEL:-WARNING}"
+log=$(mktemp)
+.venv/bin/python -m pytest -q "$@" 2>&1 | tee "$log"
+rc=${PIPESTATUS[0]}
 # pytest's 5 means "no tests collected": a selection that matched nothing is not a failure here
 if [ "$rc" -eq 5 ]; then
   echo "pytest collected no tests for this selection"
   rc=0
 fi
+# repeat pytest's summary as the last line (native libraries may log after it at exit)
+summary=$(grep -E "^=*.* (passed|failed|error|errors|skipped|no tests ran)( |,|$).* in [0-9.]+s" "$log" | tail -1)
+[ -n "$summary" ] && echo "$summary"
+rm -f "$log"
 exit $rc
