@@ -138,17 +138,144 @@ struct Matmul {
     };
 };
 
+// Matmul against one or two resident weight shards with the activation STREAMED through a ring: in0 arrives
+// in blocks of In0Block tiles (popped after use), so no core needs the whole activation in L1. Every output
+// tile accumulates in DST across the whole K loop, hence Nt (+ Nt2) must fit one DST half. The data-movement
+// sides are Matmul's (publish the weight shard, wait for the output), once per weight.
+struct MatmulStreamed {
+    template <
+        uint32_t In0CB,
+        uint32_t Kt,
+        uint32_t In0Block,      // tiles per in0 block; divides Kt
+        uint32_t In1CB,
+        uint32_t OutCB,
+        uint32_t Nt,
+        uint32_t Act,
+        uint32_t NumOut,        // 1, or 2 with the second weight below
+        uint32_t In1bCB,
+        uint32_t OutbCB,
+        uint32_t Ntb,
+        uint32_t Actb,
+        bool HwStartup>
+    struct ComputeCTArgs {
+        static constexpr uint32_t in0_cb = In0CB;
+        static constexpr uint32_t kt = Kt;
+        static constexpr uint32_t in0_block = In0Block;
+        static constexpr uint32_t in1_cb = In1CB;
+        static constexpr uint32_t out_cb = OutCB;
+        static constexpr uint32_t nt = Nt;
+        static constexpr Activation act = static_cast<Activation>(Act);
+        static constexpr uint32_t num_out = NumOut;
+        static constexpr uint32_t in1b_cb = In1bCB;
+        static constexpr uint32_t outb_cb = OutbCB;
+        static constexpr uint32_t ntb = NumOut == 2 ? Ntb : 0;
+        static constexpr Activation actb = static_cast<Activation>(Actb);
+        static constexpr bool hw_startup = HwStartup;
+        static_assert(Kt % In0Block == 0, "In0Block must divide Kt");
+        static_assert(NumOut == 1 || NumOut == 2, "one or two weights");
+    };
+
+    template <typename CTArgs>
+    class Op {
+    public:
+        void operator()() { impl(); }
+
+    private:
+#if defined(COMPILE_FOR_TRISC)
+        template <Activation A>
+        static void activate(uint32_t first, uint32_t count) {
+            if constexpr (A == Activation::Silu) {
+                silu_tile_init();
+                for (uint32_t j = 0; j < count; ++j) {
+                    silu_tile(first + j);
+                }
+            } else if constexpr (A == Activation::Sigmoid) {
+                sigmoid_tile_init();
+                for (uint32_t j = 0; j < count; ++j) {
+                    sigmoid_tile(first + j);
+                }
+            } else if constexpr (A == Activation::Relu) {
+                relu_tile_init();
+                for (uint32_t j = 0; j < count; ++j) {
+                    relu_tile(first + j);
+                }
+            }
+        }
+#endif
+
+        void impl() {
+#if defined(COMPILE_FOR_TRISC)
+            constexpr uint32_t in0 = CTArgs::in0_cb;
+            constexpr uint32_t KB = CTArgs::in0_block;
+            constexpr uint32_t Nt = CTArgs::nt;
+            constexpr uint32_t Ntb = CTArgs::ntb;
+            if constexpr (CTArgs::hw_startup) {
+                compute_kernel_hw_startup<SrcOrder::Reverse>(in0, CTArgs::in1_cb, CTArgs::out_cb);
+            }
+            reconfig_data_format<SrcOrder::Reverse>(in0, CTArgs::in1_cb);
+            cb_wait_front(CTArgs::in1_cb, CTArgs::kt * Nt);
+            if constexpr (CTArgs::num_out == 2) {
+                cb_wait_front(CTArgs::in1b_cb, CTArgs::kt * Ntb);
+            }
+            tile_regs_acquire();
+            for (uint32_t b = 0; b < CTArgs::kt / KB; ++b) {
+                cb_wait_front(in0, KB);
+                // DST[0, Nt) accumulates act @ w; DST[Nt, Nt + Ntb) act @ w2 (re-init: ct_dim / in1 differ)
+                matmul_block_init(in0, CTArgs::in1_cb, 0, Nt, 1, KB);
+                for (uint32_t kk = 0; kk < KB; ++kk) {
+                    matmul_block(in0, CTArgs::in1_cb, kk, (b * KB + kk) * Nt, 0, 0, Nt, 1, KB);
+                }
+                if constexpr (CTArgs::num_out == 2) {
+                    matmul_block_init(in0, CTArgs::in1b_cb, 0, Ntb, 1, KB);
+                    for (uint32_t kk = 0; kk < KB; ++kk) {
+                        matmul_block(in0, CTArgs::in1b_cb, kk, (b * KB + kk) * Ntb, Nt, 0, Ntb, 1, KB);
+                    }
+                }
+                cb_pop_front(in0, KB);  // frees the ring slot for the next multicast block
+            }
+            activate<CTArgs::act>(0, Nt);
+            if constexpr (CTArgs::num_out == 2) {
+                activate<CTArgs::actb>(Nt, Ntb);
+            }
+            tile_regs_commit();
+            cb_reserve_back(CTArgs::out_cb, Nt);
+            if constexpr (CTArgs::num_out == 2) {
+                cb_reserve_back(CTArgs::outb_cb, Ntb);
+            }
+            tile_regs_wait();
+            pack_reconfig_data_format(CTArgs::out_cb);
+            for (uint32_t j = 0; j < Nt; ++j) {
+                pack_tile(j, CTArgs::out_cb);
+            }
+            if constexpr (CTArgs::num_out == 2) {
+                pack_reconfig_data_format(CTArgs::outb_cb);
+                for (uint32_t j = 0; j < Ntb; ++j) {
+                    pack_tile(Nt + j, CTArgs::outb_cb);
+                }
+            }
+            tile_regs_release();
+            cb_push_back(CTArgs::out_cb, Nt);
+            if constexpr (CTArgs::num_out == 2) {
+                cb_push_back(CTArgs::outb_cb, Ntb);
+            }
+#endif
+        }
+    };
+};
+
 struct Mcast {
     static constexpr uint32_t kInvalid = 0;
     static constexpr uint32_t kValid = 1;
 
     // NCRISC. On the sender core with PushSrc: publish the source tiles (a sharded tensor already in L1).
-    // On a receiver core: make room in dst_cb, count in at the sender, wait for VALID, publish dst_cb.
+    // On a receiver core, per block: make room in dst_cb, count in at the sender, wait for VALID, publish.
+    // NumBlocks > 1 streams the activation through a dst_cb ring (the consumer pops each block).
     template <
         uint32_t SrcCB,
         bool PushSrc,
         uint32_t DstCB,
-        uint32_t NumTiles,
+        uint32_t NumBlocks,
+        uint32_t BlockTiles,
         uint32_t SenderNocX,
         uint32_t SenderNocY,
         uint32_t ReadySem,
@@ -158,20 +285,26 @@ struct Mcast {
         static constexpr uint32_t src_cb = SrcCB;
         static constexpr bool push_src = PushSrc;
         static constexpr uint32_t dst_cb = DstCB;
-        static constexpr uint32_t num_tiles = NumTiles;
+        static constexpr uint32_t num_blocks = NumBlocks;
+        static constexpr uint32_t block_tiles = BlockTiles;
         static constexpr uint32_t sender_x = SenderNocX;
         static constexpr uint32_t sender_y = SenderNocY;
         static constexpr uint32_t ready_sem = ReadySem;
         static constexpr uint32_t valid_sem = ValidSem;
         static constexpr bool is_receiver = IsReceiver;
+        static_assert(!PushSrc || NumBlocks == 1, "a tensor-backed source is published whole");
     };
 
-    // BRISC on the sender core: wait for src_cb, wait for every receiver, write dst_cb's address on the
-    // rectangle [start, end] (NOC coordinates), then flip their `valid` semaphores.
+    // BRISC on the sender core, per block: wait for the block in src_cb, wait for every receiver, write it to
+    // dst_cb's slot (b % Slots) on the rectangle [start, end] (NOC coordinates), flip the receivers' `valid`
+    // semaphores; with PopSrc free the source slot once the NOC has read it.
     template <
         uint32_t SrcCB,
         uint32_t DstCB,
-        uint32_t NumTiles,
+        uint32_t NumBlocks,
+        uint32_t BlockTiles,
+        uint32_t Slots,         // dst_cb capacity in blocks (1 when the activation is resident)
+        bool PopSrc,
         uint32_t TileBytes,
         uint32_t StartX,
         uint32_t StartY,
@@ -185,7 +318,10 @@ struct Mcast {
     struct WriterCTArgs {
         static constexpr uint32_t src_cb = SrcCB;
         static constexpr uint32_t dst_cb = DstCB;
-        static constexpr uint32_t num_tiles = NumTiles;
+        static constexpr uint32_t num_blocks = NumBlocks;
+        static constexpr uint32_t block_tiles = BlockTiles;
+        static constexpr uint32_t slots = Slots;
+        static constexpr bool pop_src = PopSrc;
         static constexpr uint32_t tile_bytes = TileBytes;
         static constexpr uint32_t start_x = StartX;
         static constexpr uint32_t start_y = StartY;
@@ -196,6 +332,7 @@ struct Mcast {
         static constexpr uint32_t valid_sem = ValidSem;
         static constexpr uint32_t valid_src_sem = ValidSrcSem;
         static constexpr bool is_sender = IsSender;
+        static_assert(Slots >= 1, "dst_cb holds at least one block");
     };
 
     struct ComputeCTArgs {};
@@ -209,51 +346,59 @@ struct Mcast {
         void impl() {
 #if defined(COMPILE_FOR_NCRISC)
             if constexpr (CTArgs::push_src) {
-                cb_reserve_back(CTArgs::src_cb, CTArgs::num_tiles);
-                cb_push_back(CTArgs::src_cb, CTArgs::num_tiles);
+                cb_reserve_back(CTArgs::src_cb, CTArgs::block_tiles);
+                cb_push_back(CTArgs::src_cb, CTArgs::block_tiles);
             }
             if constexpr (CTArgs::is_receiver) {
-                cb_reserve_back(CTArgs::dst_cb, CTArgs::num_tiles);
                 volatile tt_l1_ptr uint32_t* valid =
                     reinterpret_cast<volatile tt_l1_ptr uint32_t*>(get_semaphore(CTArgs::valid_sem));
-                noc_semaphore_set(valid, kInvalid);
                 const uint64_t ready_addr =
                     get_noc_addr(CTArgs::sender_x, CTArgs::sender_y, get_semaphore(CTArgs::ready_sem));
-                noc_semaphore_inc(ready_addr, 1);
-                noc_semaphore_wait(valid, kValid);
-                cb_push_back(CTArgs::dst_cb, CTArgs::num_tiles);
+                for (uint32_t b = 0; b < CTArgs::num_blocks; ++b) {
+                    cb_reserve_back(CTArgs::dst_cb, CTArgs::block_tiles);
+                    noc_semaphore_set(valid, kInvalid);
+                    noc_semaphore_inc(ready_addr, 1);
+                    noc_semaphore_wait(valid, kValid);
+                    cb_push_back(CTArgs::dst_cb, CTArgs::block_tiles);
+                }
                 noc_async_atomic_barrier();
             }
 #endif
 
 #if defined(COMPILE_FOR_BRISC)
             if constexpr (CTArgs::is_sender && CTArgs::num_dests > 0) {
-                cb_wait_front(CTArgs::src_cb, CTArgs::num_tiles);
                 // NOC 1 addresses the rectangle from the opposite corner
                 const uint32_t sx = noc_index == 0 ? CTArgs::start_x : CTArgs::end_x;
                 const uint32_t sy = noc_index == 0 ? CTArgs::start_y : CTArgs::end_y;
                 const uint32_t ex = noc_index == 0 ? CTArgs::end_x : CTArgs::start_x;
                 const uint32_t ey = noc_index == 0 ? CTArgs::end_y : CTArgs::start_y;
-
                 volatile tt_l1_ptr uint32_t* ready =
                     reinterpret_cast<volatile tt_l1_ptr uint32_t*>(get_semaphore(CTArgs::ready_sem));
-                noc_semaphore_wait(ready, CTArgs::num_dests);
-                noc_semaphore_set(ready, 0);
-
-                const uint32_t src = get_read_ptr(CTArgs::src_cb);
-                // dst_cb has one address on every core of the program; this core's copy of its write
-                // pointer was never advanced here, so it is the CB base
-                const uint32_t dst = get_write_ptr(CTArgs::dst_cb);
-                constexpr uint32_t bytes = CTArgs::num_tiles * CTArgs::tile_bytes;
-                const uint64_t data_mcast = get_noc_multicast_addr(sx, sy, ex, ey, dst);
-                // non-loopback: a sender inside the rectangle is skipped (it already holds the data)
-                noc_async_write_multicast(src, data_mcast, bytes, CTArgs::num_dests, true);
-
-                // same NOC, same VC: the flag lands after the data
                 const uint32_t valid_src = get_semaphore(CTArgs::valid_src_sem);
                 *reinterpret_cast<volatile tt_l1_ptr uint32_t*>(valid_src) = kValid;
-                const uint64_t flag_mcast = get_noc_multicast_addr(sx, sy, ex, ey, get_semaphore(CTArgs::valid_sem));
-                noc_semaphore_set_multicast(valid_src, flag_mcast, CTArgs::num_dests);
+                const uint64_t flag_mcast =
+                    get_noc_multicast_addr(sx, sy, ex, ey, get_semaphore(CTArgs::valid_sem));
+                // dst_cb has one address on every core of the program; this core never advances its copy of
+                // the write pointer, so it is the CB base. Receivers fill the ring in block order.
+                const uint32_t dst_base = get_write_ptr(CTArgs::dst_cb);
+                constexpr uint32_t bytes = CTArgs::block_tiles * CTArgs::tile_bytes;
+
+                for (uint32_t b = 0; b < CTArgs::num_blocks; ++b) {
+                    cb_wait_front(CTArgs::src_cb, CTArgs::block_tiles);
+                    const uint32_t src = get_read_ptr(CTArgs::src_cb);
+                    const uint32_t dst = dst_base + (b % CTArgs::slots) * bytes;
+                    noc_semaphore_wait(ready, CTArgs::num_dests);
+                    noc_semaphore_set(ready, 0);
+                    // non-loopback: a sender inside the rectangle is skipped (it already holds the data)
+                    noc_async_write_multicast(src, get_noc_multicast_addr(sx, sy, ex, ey, dst), bytes,
+                                              CTArgs::num_dests, true);
+                    // same NOC, same VC: the flag lands after the data
+                    noc_semaphore_set_multicast(valid_src, flag_mcast, CTArgs::num_dests);
+                    if constexpr (CTArgs::pop_src) {
+                        noc_async_write_barrier();  // the NOC has read the slot: the producer may refill it
+                        cb_pop_front(CTArgs::src_cb, CTArgs::block_tiles);
+                    }
+                }
                 noc_async_write_barrier();
             }
 #endif

@@ -103,16 +103,18 @@ class McastPlan:
             return self.grid_set()
         return U.core_set(self.grid, ttnn.CoreRange(self.sender, self.sender))
 
-    def reader_args(self, *, sender: bool, src_cb: int, push_src: bool, dst_cb: int, num_tiles: int,
-                    ready_sem: int, valid_sem: int) -> list[tuple[str, int]]:
+    def reader_args(self, *, sender: bool, src_cb: int, push_src: bool, dst_cb: int, num_blocks: int,
+                    block_tiles: int, ready_sem: int, valid_sem: int) -> list[tuple[str, int]]:
         return [("mc_src_cb", src_cb), ("mc_push_src", int(sender and push_src)), ("mc_dst_cb", dst_cb),
-                ("mc_num_tiles", num_tiles), ("mc_sender_x", self.sender_noc[0]),
+                ("mc_num_blocks", num_blocks), ("mc_block_tiles", block_tiles), ("mc_sender_x", self.sender_noc[0]),
                 ("mc_sender_y", self.sender_noc[1]), ("mc_ready_sem", ready_sem), ("mc_valid_sem", valid_sem),
                 ("mc_is_receiver", int(not sender))]
 
-    def writer_args(self, *, sender: bool, src_cb: int, dst_cb: int, num_tiles: int, tile_bytes: int,
-                    ready_sem: int, valid_sem: int, valid_src_sem: int) -> list[tuple[str, int]]:
-        return [("mc_src_cb", src_cb), ("mc_dst_cb", dst_cb), ("mc_num_tiles", num_tiles),
+    def writer_args(self, *, sender: bool, src_cb: int, dst_cb: int, num_blocks: int, block_tiles: int, slots: int,
+                    pop_src: bool, tile_bytes: int, ready_sem: int, valid_sem: int,
+                    valid_src_sem: int) -> list[tuple[str, int]]:
+        return [("mc_src_cb", src_cb), ("mc_dst_cb", dst_cb), ("mc_num_blocks", num_blocks),
+                ("mc_block_tiles", block_tiles), ("mc_slots", slots), ("mc_pop_src", int(pop_src)),
                 ("mc_tile_bytes", tile_bytes), ("mc_start_x", self.start_noc[0]), ("mc_start_y", self.start_noc[1]),
                 ("mc_end_x", self.end_noc[0]), ("mc_end_y", self.end_noc[1]), ("mc_num_dests", self.num_dests),
                 ("mc_ready_sem", ready_sem), ("mc_valid_sem", valid_sem), ("mc_valid_src_sem", valid_src_sem),
@@ -259,12 +261,12 @@ class MatmulWidthSharded:
 
             def mc_reader(is_sender):
                 return plan.reader_args(sender=is_sender, src_cb=S.CB_IN0_SRC, push_src=True, dst_cb=S.CB_IN0,
-                                        num_tiles=kt, ready_sem=S.SEM_READY, valid_sem=S.SEM_VALID)
+                                        num_blocks=1, block_tiles=kt, ready_sem=S.SEM_READY, valid_sem=S.SEM_VALID)
 
             def mc_writer(is_sender):
-                return plan.writer_args(sender=is_sender, src_cb=S.CB_IN0_SRC, dst_cb=S.CB_IN0, num_tiles=kt,
-                                        tile_bytes=U.BF16_TILE_BYTES, ready_sem=S.SEM_READY,
-                                        valid_sem=S.SEM_VALID, valid_src_sem=S.SEM_VALID_SRC)
+                return plan.writer_args(sender=is_sender, src_cb=S.CB_IN0_SRC, dst_cb=S.CB_IN0, num_blocks=1,
+                                        block_tiles=kt, slots=1, pop_src=False, tile_bytes=U.BF16_TILE_BYTES,
+                                        ready_sem=S.SEM_READY, valid_sem=S.SEM_VALID, valid_src_sem=S.SEM_VALID_SRC)
 
             def add(cores, config, named):
                 kernels.append(common.kernel_descriptor(S.KERNEL, cores, config, named_compile_time_args=named))
