@@ -1,7 +1,9 @@
 """Device fixtures.
 
 ``mock_device``: tt-metal's mock Wormhole N150 with the host compile check of every kernel
-(micro_ops/mock_device.py); session-scoped, opened on first use.
+(micro_ops/mock_device.py); module-scoped: each test module gets a freshly opened device, so L1
+left allocated by one module cannot exhaust another's (reopening takes well under a second and does
+not rebuild kernels: tt-metal's JIT cache lives for the whole process).
 ``device``: a REAL Tenstorrent device; skipped with a reason when there is none.
 
 Without hardware the mock environment is configured at import (cheap: no device is opened) so that
@@ -16,7 +18,7 @@ if not _md.has_tenstorrent_hardware():
     _md.configure_mock_environment()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def mock_device():
     if _md.has_tenstorrent_hardware():
         pytest.skip("Tenstorrent hardware present: tt-metal's mock cluster would replace it for the whole "

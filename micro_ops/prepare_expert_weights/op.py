@@ -167,7 +167,7 @@ def validate(input_tensor: Any, output_tensor: Any, num_experts_per_tok: int, hi
 
 
 _CACHE = common.DescriptorCache()
-_LAST: list = [None]  # the descriptor of the latest op() call (tests, debugging)
+_LAST: list = [None]  # the _Program of the latest op() call (tests, debugging)
 
 
 def descriptor_cache() -> common.DescriptorCache:
