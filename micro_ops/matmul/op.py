@@ -241,18 +241,17 @@ class MatmulWidthSharded:
     @staticmethod
     def program_descriptor(a, w, out, *, activation=None, fp32_dest_acc_en: bool = True,
                            math_fidelity=ttnn.MathFidelity.HiFi4) -> ttnn.ProgramDescriptor:
-        """Validate the tensors and build (cached per shape / config) the ProgramDescriptor op() runs."""
-        sender, grid, m, k, n = MatmulWidthSharded.validate(a, w, out)
+        """Validate the tensors and build the ProgramDescriptor op() runs. Cached per tensor signature and
+        config: validation runs on a miss only (a hit means these exact properties were validated before)."""
         act_code = activation_code(activation)
         S = MatmulWidthSharded
-        device = a.device()
-        c = U.rect_size(grid)
-        kt, nt = k // U.TILE, n // (U.TILE * c)
-        key = ("matmul", sender.x, sender.y, grid.start.x, grid.start.y, grid.end.x, grid.end.y, k, n, act_code,
-               bool(fp32_dest_acc_en), str(math_fidelity))
+        key = ("matmul", act_code, bool(fp32_dest_acc_en), str(math_fidelity), U.signature_key(a=a, weight=w, out=out))
 
         def build():
-            plan = McastPlan.make(device, sender, grid)
+            sender, grid, m, k, n = MatmulWidthSharded.validate(a, w, out)
+            c = U.rect_size(grid)
+            kt, nt = k // U.TILE, n // (U.TILE * c)
+            plan = McastPlan.make(a.device(), sender, grid)
             kernels = []
 
             def mm(in0_cb):

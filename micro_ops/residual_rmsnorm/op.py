@@ -83,14 +83,16 @@ class ResidualRMSNormSingleCore:
     @staticmethod
     def program_descriptor(x, residual, gamma, s_out, y_out, *, epsilon: float = 1e-6, fp32_dest_acc_en: bool = True,
                            math_fidelity=ttnn.MathFidelity.HiFi4) -> ttnn.ProgramDescriptor:
-        core, rows, width = ResidualRMSNormSingleCore.validate(x, residual, gamma, s_out, y_out)
         if not 0.0 <= float(epsilon) < 1.0:
             raise U.InvalidInputError(f"epsilon {epsilon}: expected 0 <= epsilon < 1")
         R = ResidualRMSNormSingleCore
-        wt = width // U.TILE
-        key = ("residual_rmsnorm", core.x, core.y, width, float(epsilon), bool(fp32_dest_acc_en), str(math_fidelity))
+        # cached per tensor signature and config: validation runs on a miss only
+        key = ("residual_rmsnorm", float(epsilon), bool(fp32_dest_acc_en), str(math_fidelity),
+               U.signature_key(x=x, residual=residual, gamma=gamma, s_out=s_out, y_out=y_out))
 
         def build():
+            core, rows, width = ResidualRMSNormSingleCore.validate(x, residual, gamma, s_out, y_out)
+            wt = width // U.TILE
             cores = U.single_core(core)
             norm = RMSNormSingleCore.named_args(
                 width=width, epsilon=epsilon, fp32_dest_acc_en=fp32_dest_acc_en, x_cb=R.CB_SUM, out_cb=R.CB_OUT,

@@ -214,3 +214,17 @@ def assert_program_checked_named(program: ttnn.ProgramDescriptor) -> int:
     if missing:
         raise AssertionError("kernels not host-checked with these named args: " + "; ".join(missing))
     return matched
+
+
+def signature_key(**tensors) -> tuple:
+    """Hashable key of everything validation and the program depend on except buffer addresses
+    (shapes, dtypes, layouts, memory configs, devices). A descriptor cache hit on it means these exact
+    tensors' properties were validated before, so only the cheap per-call checks run again."""
+    out = []
+    for name, t in tensors.items():
+        if not isinstance(t, ttnn.Tensor):
+            raise InvalidInputError(f"{name}: expected a ttnn.Tensor on device, got {type(t).__name__}")
+        if t.storage_type() != ttnn.StorageType.DEVICE:
+            raise InvalidInputError(f"{name}: expected a device tensor, got a host tensor")
+        out.append((name, common.tensor_signature(t), t.device().id()))
+    return tuple(out)

@@ -165,14 +165,16 @@ class RMSNormSingleCore:
     @staticmethod
     def program_descriptor(x, gamma, out, *, epsilon: float = 1e-6, fp32_dest_acc_en: bool = True,
                            math_fidelity=ttnn.MathFidelity.HiFi4) -> ttnn.ProgramDescriptor:
-        """Validate the tensors and build (cached per shape / config) the ProgramDescriptor op() runs."""
-        core, rows, width = RMSNormSingleCore.validate(x, gamma, out)
+        """Validate the tensors and build the ProgramDescriptor op() runs. Cached per tensor signature and
+        config: validation runs on a miss only (a hit means these exact properties were validated before)."""
         if not 0.0 <= float(epsilon) < 1.0:
             raise U.InvalidInputError(f"epsilon {epsilon}: expected 0 <= epsilon < 1")
         S = RMSNormSingleCore
-        key = ("rmsnorm", core.x, core.y, width, float(epsilon), bool(fp32_dest_acc_en), str(math_fidelity))
+        key = ("rmsnorm", float(epsilon), bool(fp32_dest_acc_en), str(math_fidelity),
+               U.signature_key(x=x, gamma=gamma, out=out))
 
         def build():
+            core, rows, width = RMSNormSingleCore.validate(x, gamma, out)
             cores = U.single_core(core)
             args = S.named_args(width=width, epsilon=epsilon, fp32_dest_acc_en=fp32_dest_acc_en, x_cb=S.CB_X,
                                 out_cb=S.CB_OUT, gamma_rm_cb=S.CB_GAMMA_RM, gamma_cb=S.CB_GAMMA,

@@ -154,19 +154,22 @@ class _Fused:
     def _program(x, gamma, weights, outs, *, epsilon, activations, fp32_dest_acc_en, math_fidelity, stream=None):
         if not 0.0 <= float(epsilon) < 1.0:
             raise U.InvalidInputError(f"epsilon {epsilon}: expected 0 <= epsilon < 1")
-        sender, grid, k, ns, mode, stream_blk = _Fused._validate(x, gamma, weights, outs, activations,
-                                                                 fp32_dest_acc_en, stream)
-        streamed = mode == "streamed"
         F = _Fused
         nmm = len(weights)
-        c = U.rect_size(grid)
-        kt = k // U.TILE
-        device = x.device()
-        key = ("rmsnorm_matmul", mode, nmm, sender.x, sender.y, grid.start.x, grid.start.y, grid.end.x, grid.end.y, k,
-               tuple(ns), tuple(activations), float(epsilon), bool(fp32_dest_acc_en), str(math_fidelity))
+        for a in activations:
+            activation_code(a)
+        # cached per tensor signature and config: validation runs on a miss only
+        key = ("rmsnorm_matmul", nmm, tuple(activations), float(epsilon), bool(fp32_dest_acc_en), str(math_fidelity),
+               stream, U.signature_key(x=x, gamma=gamma, **{f"weight{i}": w for i, w in enumerate(weights)},
+                                       **{f"out{i}": o for i, o in enumerate(outs)}))
 
         def build():
-            plan = McastPlan.make(device, sender, grid)
+            sender, grid, k, ns, mode, stream_blk = _Fused._validate(x, gamma, weights, outs, activations,
+                                                                     fp32_dest_acc_en, stream)
+            streamed = mode == "streamed"
+            c = U.rect_size(grid)
+            kt = k // U.TILE
+            plan = McastPlan.make(x.device(), sender, grid)
             norm = RMSNormSingleCore.named_args(
                 width=k, epsilon=epsilon, fp32_dest_acc_en=fp32_dest_acc_en, x_cb=F.CB_X, out_cb=F.CB_ACT,
                 gamma_rm_cb=F.CB_GAMMA_RM, gamma_cb=F.CB_GAMMA, const_cb=F.CB_CONST, gram_cb=F.CB_GRAM,
