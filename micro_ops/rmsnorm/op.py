@@ -9,7 +9,9 @@ Placement (the single variant, RMSNormSingleCore):
          W=7168, which with x and y does not fit one core's L1. The reader expands it block by block into
          tiles whose row 0 is gamma and the compute multiplies with a row broadcast.)
   y      same shape / memory config as x (pre-allocated, last in io_tensors)
-W must be a multiple of 32. Use `x_memory_config`, `prepare_gamma` to place tensors.
+W must be a multiple of 32; the widest width that fits one core's L1 is 10432 (check() computes it).
+epsilon, 1/W and the shapes are compile-time args: a new epsilon builds new kernels (a model uses one).
+Use `x_memory_config`, `prepare_gamma` to place tensors.
 
 Kernel: kernels/rmsnorm/rmsnorm_kernel.cpp -> kernels/unified/rmsnorm.hpp (RMSNorm::Op).
 """
