@@ -247,6 +247,26 @@ def _fuse_traced(traced: Traced, catalog: Catalog, verifier: Verifier, *, strict
 MAX_ROUNDS = 4
 
 
+def _savings(c, r) -> tuple[int, int]:
+    """(saved dispatches, saved intermediate bytes) of replacing candidate c by replacement r."""
+    before_bytes = sum(n.meta["spec"].nbytes for n in c.nodes
+                       if n not in c.outputs and isinstance(n.meta.get("spec"), TensorSpec))
+    out = [n for n in r.graph.nodes if n.op == "output"][0].args[0]
+    outs = set(out) if isinstance(out, (tuple, list)) else {out}
+    after_bytes = sum(n.meta["spec"].nbytes for n in r.calls
+                      if n not in outs and isinstance(n.meta.get("spec"), TensorSpec))
+    return sum(ttnn_ops.dispatches(n.target) for n in c.nodes) - r.dispatches, before_bytes - after_bytes
+
+
+def _unprofitable(c, r) -> str | None:
+    # conversions a fused op needs around it (placement, layout) count against it
+    disp, nbytes = _savings(c, r)
+    if disp < 0 or (disp == 0 and nbytes <= 0):
+        return (f"not profitable: the replacement ({r.describe()}) saves {disp} dispatches and {nbytes} bytes "
+                f"of intermediates (conversions it needs count against it)")
+    return None
+
+
 def _downstream(nodes: list, depth: int) -> set:
     seen = set(nodes)
     frontier = list(nodes)
@@ -289,6 +309,10 @@ def _one_round(gm, catalog: Catalog, verifier: Verifier, report: FusionReport, s
                 raise VerificationError(f"{c.pattern.name} at {c.location}: {reason}")
             report.refusals.append(Refusal(c.pattern.name, c.location, reason, c.spelling.name))
             continue
+        losing = _unprofitable(c, outcome.replacement)
+        if losing:
+            report.refusals.append(Refusal(c.pattern.name, c.location, losing, c.spelling.name))
+            continue
         c.replacement, c.verified, c.check_text = outcome.replacement, True, outcome.text
         viable.append(c)
     seconds["verify"] = seconds.get("verify", 0.0) + time.perf_counter() - t
@@ -296,6 +320,8 @@ def _one_round(gm, catalog: Catalog, verifier: Verifier, report: FusionReport, s
     t = time.perf_counter()
     kept, lost = resolve_overlaps(viable)
     for c, winner in lost:
+        if c.pattern is winner.pattern and set(c.nodes) == set(winner.nodes):
+            continue  # the same match found from another anchor (outputs in the other order)
         report.refusals.append(Refusal(
             c.pattern.name, c.location,
             f"overlaps {winner.pattern.name} at {winner.location}, which was kept (larger or earlier match)",
@@ -304,13 +330,7 @@ def _one_round(gm, catalog: Catalog, verifier: Verifier, report: FusionReport, s
     created: list = []
     for c in kept:
         r = c.replacement
-        before_bytes = sum(n.meta["spec"].nbytes for n in c.nodes
-                           if n not in c.outputs and isinstance(n.meta.get("spec"), TensorSpec))
-        out_nodes = [n for n in r.graph.nodes if n.op == "output"][0].args[0]
-        out_set = set(out_nodes) if isinstance(out_nodes, (tuple, list)) else {out_nodes}
-        after_bytes = sum(n.meta["spec"].nbytes for n in r.calls
-                          if n not in out_set and isinstance(n.meta.get("spec"), TensorSpec))
-        before_disp = sum(ttnn_ops.dispatches(n.target) for n in c.nodes)
+        saved_disp, saved_bytes = _savings(c, r)
         replaced_ops = " -> ".join(ttnn_ops.op_name(n.target) for n in c.nodes)  # before splicing edits them
         created += splicer.splice(c, r)
         report.rewrites.append(Rewrite(
@@ -318,8 +338,8 @@ def _one_round(gm, catalog: Catalog, verifier: Verifier, report: FusionReport, s
             location=c.location,
             verified=True,
             nodes_replaced=len(c.nodes),
-            saved_dispatches=before_disp - r.dispatches,
-            saved_bytes=before_bytes - after_bytes,
+            saved_dispatches=saved_disp,
+            saved_bytes=saved_bytes,
             spelling=c.spelling.name,
             replaced_ops=replaced_ops,
             replacement=r.describe(),

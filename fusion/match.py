@@ -226,6 +226,22 @@ class _Matcher:
 _RESHAPE = __import__("ttnn").reshape
 
 
+def _match_extra_output(m: _Matcher, extra: torch.fx.Node) -> bool:
+    """A further output of a multi-output pattern (one norm feeding two matmuls): try the users
+    of the graph nodes its pattern arguments already bound to, in graph order."""
+    seen = []
+    for a in extra.all_input_nodes:
+        g = m.env.get(a)
+        if isinstance(g, torch.fx.Node):
+            seen.extend(u for u in g.users if u.op == "call_function" and u.target is extra.target and u not in m.rev)
+    for g in seen:
+        env, rev, caps = dict(m.env), dict(m.rev), dict(m.captures)
+        if m.node(extra, g):
+            return True
+        m.env, m.rev, m.captures = env, rev, caps
+    return False
+
+
 def _refuse_reason_for_specs(nodes: Iterable[torch.fx.Node]) -> str | None:
     for n in nodes:
         spec = n.meta.get("spec")
@@ -241,7 +257,7 @@ def match_spelling(pattern: Pattern, spelling: Spelling, pindex: int, anchor: to
     try:
         ok = m.node(spelling.outputs[0], anchor)
         for extra in spelling.outputs[1:]:
-            ok = ok and extra in m.env
+            ok = ok and (extra in m.env or _match_extra_output(m, extra))
     except _NonConstant as nc:
         # the structure matched up to a capture the graph computes at run time
         where = f" (computed by {nc.node.name} at {nc.node.meta.get('location', '?')})" if nc.node is not None else ""

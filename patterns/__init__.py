@@ -1,10 +1,12 @@
 """The built-in catalog. Each module holds the unfused code it matches and its replacement."""
-from . import matmul_activation, prepare_expert_weights, residual_rmsnorm, rmsnorm_decomposed, silu_mul
+from . import (matmul_activation, prepare_expert_weights, residual_rmsnorm, rmsnorm_decomposed, rmsnorm_matmul,
+               silu_mul)
 
 # priority order: on equal size and position, earlier wins
 CATALOG = [
     *prepare_expert_weights.PATTERNS,
     *rmsnorm_decomposed.PATTERNS,
+    *rmsnorm_matmul.PATTERNS,
     *residual_rmsnorm.PATTERNS,
     *matmul_activation.PATTERNS,
     *silu_mul.PATTERNS,

@@ -50,6 +50,9 @@ def _input_reason(x: TensorSpec, k: int) -> str | None:
         return f"routing weights must be bfloat16, got {x.dtype}"
     if x.memory_config is None:
         return "routing weights' memory config is unknown"
+    if x.memory_config.is_sharded():
+        # the chain's output config would be a reshaped shard spec that ttnn derives per op
+        return "sharded routing weights: the chain's output memory config is not known here"
     return None
 
 

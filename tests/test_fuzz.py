@@ -27,10 +27,10 @@ def _lying_catalog():
     # a pattern whose replacement is wrong, with a verifier that has been switched off: what a
     # silent-wrong-rewrite bug would look like
     def unfused(x):
-        return ttnn.silu(x)
+        return ttnn.relu(ttnn.silu(x))
 
     def wrong(x):
-        return ttnn.relu(x)
+        return ttnn.relu(x)  # one dispatch fewer, and another function
 
     return [fusion.Pattern("lie", unfused, wrong, example=lambda rng: ({"x": fusion.TensorSpec((1, 1, 32, 32))}, {}))]
 
@@ -42,8 +42,9 @@ def test_the_fuzzer_catches_a_wrong_rewrite_and_saves_a_reproducer(monkeypatch, 
     monkeypatch.setattr(api, "default_patterns", _lying_catalog)
     monkeypatch.setattr(Verifier, "verify", lambda self, c, gm: Outcome(True, "skipped", build_replacement(c)))
     monkeypatch.setattr(api, "_SHARED_VERIFIER", None)
-    totals = fuzz.run(programs=5, seed=0, workers=1, out_dir=str(tmp_path), progress=lambda *_: None)
-    assert totals["mismatches"] == 5 and len(totals["failures"]) == 5
+    totals = fuzz.run(programs=10, seed=0, workers=1, out_dir=str(tmp_path), progress=lambda *_: None)
+    # programs whose instance was mutated into a near-miss do not fire the lie; the rest must be caught
+    assert totals["mismatches"] >= 5 and len(totals["failures"]) == totals["mismatches"]
     repro = open(totals["failures"][0]).read()
     assert "mismatch" in repro and "DESCRIPTION" in repro
     # shrunk to the fewest segments that still fail

@@ -47,7 +47,7 @@ def test_near_misses_catch_a_pattern_that_fires_where_it_should_not(monkeypatch)
         return ttnn.permute(ttnn.to_layout(x, ttnn.ROW_MAJOR_LAYOUT), dims)
 
     def replacement(x, dims):
-        return ttnn.permute(ttnn.to_layout(x, ttnn.ROW_MAJOR_LAYOUT), (0, 1, 3, 2))  # assumes one permutation
+        return ttnn.permute(x, (0, 1, 3, 2))  # assumes one permutation
 
     sloppy = fusion.Pattern("sloppy_transpose", unfused, replacement,
                             captures={"dims": lambda d: True},
