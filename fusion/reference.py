@@ -82,15 +82,16 @@ def to_torch_value(value: Any) -> Any:
     return value
 
 
-def _map(value, fn):
+def map_args(value, fn):
+    """`value` with every Node in it (nested in tuples, lists, dicts) replaced by fn(node)."""
     if isinstance(value, torch.fx.Node):
         return fn(value)
     if isinstance(value, tuple):
-        return tuple(_map(v, fn) for v in value)
+        return tuple(map_args(v, fn) for v in value)
     if isinstance(value, list):
-        return [_map(v, fn) for v in value]
+        return [map_args(v, fn) for v in value]
     if isinstance(value, dict):
-        return {k: _map(v, fn) for k, v in value.items()}
+        return {k: map_args(v, fn) for k, v in value.items()}
     return value
 
 
@@ -116,8 +117,8 @@ class ReferenceRunner:
         target = node.target
         if ttnn_ops.is_deallocate(target):
             return None
-        args = _map(node.args, lambda n: _compute_form(lookup(n)))
-        kwargs = _map(node.kwargs, lambda n: _compute_form(lookup(n)))
+        args = map_args(node.args, lambda n: _compute_form(lookup(n)))
+        kwargs = map_args(node.kwargs, lambda n: _compute_form(lookup(n)))
         if target is builtins.getattr and isinstance(args[0], torch.Tensor) and args[1] in ("shape", "padded_shape"):
             return tuple(args[0].shape)
         fn = _golden(target)
@@ -145,7 +146,7 @@ class ReferenceRunner:
             elif node.op == "call_function":
                 env[node] = self.call(node, lookup)
             elif node.op == "output":
-                return _map(node.args[0], lookup)
+                return map_args(node.args[0], lookup)
             else:
                 raise NoReference(f"cannot evaluate {node.op} node {node.name}")
         return None

@@ -13,19 +13,8 @@ import torch.fx
 
 from . import ttnn_ops
 from .match import Candidate
+from .reference import map_args
 from .verify import Replacement
-
-
-def _map(value, fn):
-    if isinstance(value, torch.fx.Node):
-        return fn(value)
-    if isinstance(value, tuple):
-        return tuple(_map(v, fn) for v in value)
-    if isinstance(value, list):
-        return [_map(v, fn) for v in value]
-    if isinstance(value, dict):
-        return {k: _map(v, fn) for k, v in value.items()}
-    return value
 
 
 class Splicer:
@@ -89,8 +78,8 @@ class Splicer:
                     env[n] = self._copy_attr(n, r.root)
         node = c.nodes[-1]
         node.target = rn.target
-        node.args = _map(rn.args, env.__getitem__)
-        node.kwargs = _map(rn.kwargs, env.__getitem__)
+        node.args = map_args(rn.args, env.__getitem__)
+        node.kwargs = map_args(rn.kwargs, env.__getitem__)
         node.meta["spec"] = rn.meta.get("spec")
         node.meta["fused_by"] = c.pattern.name
         node.meta["location"] = c.location
@@ -118,7 +107,7 @@ class Splicer:
                 elif rn.op == "get_attr":
                     env[rn] = self._copy_attr(rn, r.root)
                 elif rn.op == "call_function":
-                    new = graph.call_function(rn.target, _map(rn.args, env.__getitem__), _map(rn.kwargs, env.__getitem__))
+                    new = graph.call_function(rn.target, map_args(rn.args, env.__getitem__), map_args(rn.kwargs, env.__getitem__))
                     new.meta["spec"] = rn.meta.get("spec")
                     new.meta["location"] = c.location
                     new.meta["source_fn"] = c.nodes[0].meta.get("source_fn")

@@ -70,16 +70,9 @@ CACHE_DIR_ENV = "TTFUSE_CACHE_DIR"
 #: What tt-metal 0.81.1 expects ``riscv-tt-elf-g++ --version`` to print (its sfpi-version file).
 SFPI_VERSION_STRING = "riscv-tt-elf-g++ (tenstorrent/sfpi:7.89.0[1050]) 15.1.0"
 
-#: A single Wormhole N150 (one chip, one row of the 8x10 Tensix grid harvested -> 8x8 workers).
-N150_CLUSTER_DESC = """\
-arch: {0: wormhole_b0}
-chips: {0: [0, 0, 0, 0]}
-ethernet_connections: []
-chips_with_mmio: [{0: 0}]
-harvesting: {0: {noc_translation: true, harvest_mask: 64, dram_harvesting_mask: 0, eth_harvesting_mask: 0, pcie_harvesting_mask: 0}}
-chip_to_boardtype: {0: n150}
-boards: [[{board_id: 72059269368820857}, {board_type: n150}, {chips: [0]}]]
-"""
+#: A single Wormhole N150 (one chip, one row of the 8x10 Tensix grid harvested -> 8x8 workers); one
+#: text shared with fusion.host, which uses it for host TILE conversions without a device.
+from fusion.host import N150_CLUSTER_DESC  # noqa: E402
 
 _HERE = Path(__file__).resolve().parent
 _SHIM = _HERE / "_riscv_gxx_shim.py"

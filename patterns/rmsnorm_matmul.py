@@ -61,12 +61,22 @@ def fused_one(x, gamma, w, eps, act, mc):
     return _back(y, x, mc)
 
 
+def _norm_core_in_grid(x, w) -> bool:
+    """Where the norm runs: x's own core when x is already placed, else the weight grid's first core.
+    Outside the grid the micro-op can stream the activation (what K=7168 needs)."""
+    if not P.is_height_sharded_rows(x):
+        return True
+    core = P.first_core(x.memory_config)
+    r = w.memory_config.shard_spec.grid.ranges()[0]
+    return r.start.x <= core.x <= r.end.x and r.start.y <= core.y <= r.end.y
+
+
 def _common_reason(m, weights):
     for name, w in weights:
         why = P.weight_reason(name, w)
         if why:
             return why
-    core = P.first_core(weights[0][1].memory_config)
+    core = P.first_core(m.x.memory_config) if P.is_height_sharded_rows(m.x) else P.first_core(weights[0][1].memory_config)
     for name, w in weights[1:]:
         if repr(w.memory_config.shard_spec.grid) != repr(weights[0][1].memory_config.shard_spec.grid):
             return f"{name} is sharded over other cores than {weights[0][0]}: one program needs one weight grid"
@@ -78,7 +88,7 @@ def _check_one(m):
     if why:
         return why
     return RMSNormMatmul.check(m.x.shape, m.gamma.shape, m.w.shape, num_cores=P.grid_cores(m.w.memory_config),
-                               activation=m.act, norm_core_in_grid=True)
+                               activation=m.act, norm_core_in_grid=_norm_core_in_grid(m.x, m.w))
 
 
 def _example(rng):
@@ -113,7 +123,7 @@ def _check_two(m):
         return why
     return RMSNormDualMatmul.check(m.x.shape, m.gamma.shape, m.w1.shape, m.w3.shape,
                                    num_cores=P.grid_cores(m.w1.memory_config), activation1=m.act1,
-                                   activation3=m.act3, norm_core_in_grid=True)
+                                   activation3=m.act3, norm_core_in_grid=_norm_core_in_grid(m.x, m.w1))
 
 
 def _example_two(rng):
