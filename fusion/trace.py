@@ -471,6 +471,25 @@ def _bind_inputs(fn, sig: inspect.Signature, example_inputs, model_name: str) ->
     return bound
 
 
+def _innermost_user_frame(tb) -> str:
+    loc = "<unknown>:0"
+    while tb is not None:
+        fname = tb.tb_frame.f_code.co_filename
+        if not fname.startswith(_OWN_DIRS) and not fname.startswith("<frozen"):
+            loc = f"{fname}:{tb.tb_lineno}"
+        tb = tb.tb_next
+    return loc
+
+
+def _describe_example(v) -> str:
+    spec = _spec_of_example(v, "")
+    if spec is not None:
+        return spec.short()
+    if isinstance(v, (list, tuple)) and v and all(_spec_of_example(x, "") is not None for x in v):
+        return f"[{len(v)} tensors]"
+    return repr(v)[:40]
+
+
 def trace(model, example_inputs) -> Traced:
     fn, model_name = model_callable(model)
     sig = inspect.signature(fn)
@@ -505,6 +524,14 @@ def trace(model, example_inputs) -> Traced:
         except torch.fx.proxy.TraceError as e:  # FX's own, e.g. len() of a proxy
             loc, _ = user_location(1)
             raise TraceError(str(e), loc) from None
+        except Exception as e:
+            # the model's own code failed on these inputs (a rank or dtype it did not expect, ...)
+            loc = _innermost_user_frame(e.__traceback__)
+            given = ", ".join(f"{n}={_describe_example(v)}" for n, v in bound)
+            raise InputError(
+                f"{model_name} failed while tracing with example inputs ({given}) at {loc}: "
+                f"{type(e).__name__}: {e}. Check that each example input has the shape, rank and dtype "
+                f"the model expects") from e
     tracer.create_node("output", "output", (tracer.create_arg(result),), {})
     # lazy: Python code for the graph is generated on first call or `.code`, not per rewrite round
     gm = _LazyGraphModule(tracer.root, tracer.graph, class_name=f"Traced{model_name.replace('.', '_')}")

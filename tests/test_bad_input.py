@@ -67,3 +67,14 @@ def test_lazy_fuse_traces_once_per_input_signature():
     c = lazy.for_inputs(torch.zeros(1, 1, 16, 8), torch.zeros(8, 1, 16, 2880))
     assert a is b and c is not a and len(lazy.fused) == 2
     assert len(a.report.rewrites) == 1 and len(c.report.rewrites) == 1
+
+
+def test_example_input_of_the_wrong_rank_names_the_argument_and_the_line():
+    def model(x):
+        b, _, s, k = x.shape  # expects rank 4
+        return ttnn.reshape(x, (b * s, k))
+
+    with pytest.raises(fusion.InputError) as err:
+        fusion.fuse(model, [TensorSpec((32, 8))])
+    msg = str(err.value)
+    assert "x=[32,8]" in msg and "test_bad_input.py:" in msg and "rank" in msg
