@@ -127,10 +127,6 @@ class UnknownSpec:
         return f"unknown spec for {self.op}" + (f" ({self.why})" if self.why else "")
 
 
-def is_known(spec: Any) -> bool:
-    return isinstance(spec, TensorSpec)
-
-
 def spec_from_value(value: Any) -> TensorSpec | None:
     """Spec of a concrete ttnn or torch tensor (torch: bfloat16, TILE, DRAM interleaved)."""
     if isinstance(value, ttnn.Tensor):

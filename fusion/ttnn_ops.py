@@ -162,14 +162,6 @@ def overloads(target: Any) -> tuple[Overload, ...]:
     return ()
 
 
-class _Missing:
-    def __repr__(self) -> str:  # pragma: no cover - debug aid
-        return "<missing>"
-
-
-MISSING = _Missing()
-
-
 def bind(target: Any, args: tuple, kwargs: dict) -> dict | None:
     """Canonical {param: value} of a call, defaults filled; None when no overload fits.
 
@@ -221,11 +213,6 @@ def _python_overload(target) -> tuple[Overload, ...]:
     return (Overload(tuple(pos), tuple(kw), dflt),)
 
 
-def signature_for(name_positional: tuple[str, ...], keyword_only: tuple[str, ...] = (), **defaults) -> Overload:
-    """Declare a signature for a non-ttnn callable (e.g. a micro-op entry) used as a node target."""
-    return Overload(tuple(name_positional), tuple(keyword_only), dict(defaults))
-
-
 def is_literal_value(value: Any) -> bool:
     """A non-tensor ttnn value the tracer keeps as a literal constant."""
     if isinstance(value, (ttnn.Tensor,)):
@@ -241,7 +228,3 @@ def normalize_literal(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return tuple(normalize_literal(v) for v in value)
     return value
-
-
-def describe_callable(fn: Callable) -> str:
-    return op_name(fn)
