@@ -13,7 +13,6 @@ earlier position in the graph, then catalog order. A candidate that loses is rep
 """
 from __future__ import annotations
 
-import enum
 import operator
 from dataclasses import dataclass, field
 from typing import Any, Iterable
@@ -21,6 +20,7 @@ from typing import Any, Iterable
 import torch.fx
 
 from . import ttnn_ops
+from .compiled_matcher import FALLBACK, _SIMPLE, definitely_differs, plainly_equal
 from .pattern import MatchView, Pattern, PNode, Spelling, bind_call
 from .specs import TensorSpec, UnknownSpec
 
@@ -97,20 +97,6 @@ def _is_tensor_node(node: torch.fx.Node) -> bool:
     return "literal" not in node.meta
 
 
-_SIMPLE = (int, float, str, type(None))
-
-
-def _plainly_equal(p, g) -> bool:
-    """Equal without normalizing: same type, equal value, and for tuples same element types
-    (so True never passes for 1). False means "ask value()", not "different"."""
-    tp = type(p)
-    if tp is not type(g):
-        return False
-    if tp is tuple:
-        return len(p) == len(g) and all(type(a) is type(b) and type(a) in _SIMPLE and a == b for a, b in zip(p, g))
-    return tp in _SIMPLE and p == g
-
-
 def _same_literal(p, g) -> bool:
     tp = type(p)
     if tp is type(g) and tp in _SIMPLE:  # the common case, without normalizing
@@ -164,7 +150,7 @@ class _Matcher:
             self.rev[g] = pn
             for key, name, pv in pnode.fast_literals:
                 gv = gargs[key] if isinstance(key, int) else gkw[key]
-                if gv is pv or _plainly_equal(pv, gv):
+                if gv is pv or plainly_equal(pv, gv):
                     continue
                 if not self.value(pv, gv, pn.target, name):
                     return False
@@ -253,6 +239,13 @@ def _refuse_reason_for_specs(nodes: Iterable[torch.fx.Node]) -> str | None:
 
 
 def match_spelling(pattern: Pattern, spelling: Spelling, pindex: int, anchor: torch.fx.Node, pos: dict) -> Candidate | None:
+    fast = spelling.compiled
+    if fast is not None:
+        found = fast.fn(anchor)
+        if found is None:
+            return None
+        if found is not FALLBACK:
+            return _candidate(pattern, spelling, pindex, dict(zip(fast.order, found[0])), found[1], pos)
     m = _Matcher(spelling)
     try:
         ok = m.node(spelling.outputs[0], anchor)
@@ -266,26 +259,30 @@ def match_spelling(pattern: Pattern, spelling: Spelling, pindex: int, anchor: to
         return cand
     if not ok:
         return None
+    return _candidate(pattern, spelling, pindex, m.env, m.captures, pos)
+
+
+def _candidate(pattern: Pattern, spelling: Spelling, pindex: int, env: dict, captures: dict, pos: dict) -> Candidate | None:
     # every pattern call must be bound (value constructors may have matched literals instead)
     calls = []
     for pn in spelling.calls:
-        g = m.env.get(pn.node)
+        g = env.get(pn.node)
         if g is None:
             if any(pn.target is c for c in ttnn_ops.VALUE_CONSTRUCTORS):
                 continue
             return None
         calls.append(g)
     inputs = {}
-    for ph in spelling.graph.nodes:
-        if ph.op == "placeholder" and ph.meta.get("role") == "tensor":
-            g = m.env.get(ph)
-            if g is None:
-                return None
-            inputs[ph.target] = g
-    outputs = [m.env[o] for o in spelling.outputs]
-    calls.sort(key=pos.__getitem__)
+    for name, ph in spelling.input_placeholders:
+        g = env.get(ph)
+        if g is None:
+            return None
+        inputs[name] = g
+    outputs = [env[o] for o in spelling.outputs]
+    if len(calls) > 1:
+        calls.sort(key=pos.__getitem__)
     cand = Candidate(
-        pattern=pattern, spelling=spelling, pattern_index=pindex, env=m.env, captures=m.captures, inputs=inputs,
+        pattern=pattern, spelling=spelling, pattern_index=pindex, env=env, captures=captures, inputs=inputs,
         outputs=outputs, nodes=calls, absorbed=[], first_pos=pos[calls[0]], last_pos=pos[calls[-1]],
     )
     cand.refusal = _rules(cand, pos)
@@ -344,10 +341,8 @@ def _anchor_may_match(pnode, g: torch.fx.Node) -> bool:
         return True
     for key, _name, pv in pnode.fast_literals:
         gv = g.args[key] if isinstance(key, int) else g.kwargs[key]
-        if gv is pv or _plainly_equal(pv, gv):
-            continue
-        if type(pv) is type(gv) and (type(pv) in _SIMPLE or isinstance(pv, enum.Enum)):
-            return False  # same plain type, different value
+        if gv is not pv and definitely_differs(pv, gv):
+            return False
     return True
 
 
@@ -378,7 +373,7 @@ class Catalog:
             if not entries:
                 continue
             for i, p, s in entries:
-                if not _anchor_may_match(s.anchor, node):
+                if s.compiled is None and not _anchor_may_match(s.anchor, node):
                     continue
                 c = match_spelling(p, s, i, node, pos)
                 if c is not None:

@@ -30,6 +30,7 @@ from typing import Any, Callable, Sequence
 import torch.fx
 
 from . import ttnn_ops
+from .compiled_matcher import compile_spelling
 from .errors import PatternError
 from .trace import SYMBOLIC, trace_function
 
@@ -163,6 +164,8 @@ class Spelling:
     outputs: list[torch.fx.Node]
     tensor_inputs: list[str]
     captures: list[str]
+    input_placeholders: tuple = ()  # (name, placeholder) of each tensor input
+    compiled: Any = None  # a generated matcher (fusion.compiled_matcher), None when it does not apply
 
     @property
     def anchor(self) -> PNode:
@@ -232,10 +235,14 @@ def _compile_spelling(pattern_name: str, fn: Callable, params: list[str], captur
     anchor_target = by_node[outputs[0]].target
     if any(anchor_target is k for k in ttnn_ops.VALUE_CONSTRUCTORS):
         raise PatternError(f"{where}: output must be a ttnn op")
-    return Spelling(
+    spelling = Spelling(
         name=fn.__name__, fn=fn, graph=graph, root=root, calls=calls, by_node=by_node, outputs=outputs,
         tensor_inputs=[p for p in params if p not in captures], captures=[p for p in params if p in captures],
+        input_placeholders=tuple((n.target, n) for n in graph.nodes
+                                 if n.op == "placeholder" and n.meta.get("role") == "tensor"),
     )
+    spelling.compiled = compile_spelling(spelling)
+    return spelling
 
 
 # ---------------------------------------------------------------------------

@@ -1,0 +1,179 @@
+"""Straight-line Python matchers generated from a pattern spelling (the matcher's fast path).
+
+The interpretive matcher in `match.py` walks a pattern node by node through dicts and method
+calls. For the common case, a graph written with the same argument layout as the pattern, the
+walk is the same every time, so it is generated once as plain code: identity checks on
+targets, positional reads, literal compares, no recursion. On a 50k-node graph that is most of
+the matching time.
+
+A generated matcher returns one of three things for an anchor node:
+  * `(nodes, captures)`: a match, with graph nodes in `CompiledSpelling.order`;
+  * `None`: certainly no match (the interpretive matcher would fail at the same check);
+  * `FALLBACK`: a case it does not decide (another argument layout, a literal that needs
+    normalizing, a capture computed at run time, ...): the interpretive matcher runs instead.
+It checks in the interpretive matcher's order, so a definite answer is always the answer that
+matcher gives; tests compare the two on every built-in pattern and on fuzzed graphs.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch.fx
+
+from . import ttnn_ops
+
+FALLBACK = object()
+
+_SIMPLE = (int, float, str, type(None))
+
+
+def plainly_equal(p, g) -> bool:
+    """Equal without normalizing: same type, equal value, and for tuples same element types
+    (so True never passes for 1). False means "ask the full comparison", not "different"."""
+    tp = type(p)
+    if tp is not type(g):
+        return False
+    if tp is tuple:
+        return len(p) == len(g) and all(type(a) is type(b) and type(a) in _SIMPLE and a == b for a, b in zip(p, g))
+    return tp in _SIMPLE and p == g
+
+
+def definitely_differs(p, g) -> bool:
+    """Two plain literals of one type (int, str, None, an enum) that are not equal: no
+    normalization can make them match. Tuples of ints (shapes, permutations) differ when their
+    lengths do, or at a position the pattern does not write as -1 (reshape's "any")."""
+    tp = type(p)
+    if tp is not type(g):
+        return False
+    if tp is tuple:
+        if not all(type(e) is int for e in p) or not all(type(e) is int for e in g):
+            return False
+        return len(p) != len(g) or any(a != b and a != -1 for a, b in zip(p, g))
+    return (tp in _SIMPLE or isinstance(p, enum.Enum)) and not p == g
+
+
+def _literal_miss(p, g):
+    return None if definitely_differs(p, g) else FALLBACK
+
+
+@dataclass
+class CompiledSpelling:
+    order: tuple  # pattern nodes (calls and placeholders), in the order their graph nodes are returned
+    fn: Callable  # anchor graph node -> (graph nodes, captures) | None | FALLBACK
+    source: str  # the generated code, for debugging and tests
+
+
+class _Unsupported(Exception):
+    """The spelling has a construct the generator leaves to the interpretive matcher."""
+
+
+def compile_spelling(spelling) -> CompiledSpelling | None:
+    """A generated matcher for a single-output spelling, or None when it has a construct the
+    generated code does not cover (it then always uses the interpretive matcher)."""
+    if len(spelling.outputs) != 1:
+        return None
+    gen = _Generator(spelling)
+    try:
+        gen.node(spelling.outputs[0], "g0")
+    except _Unsupported:
+        return None
+    return gen.finish(spelling.name)
+
+
+class _Generator:
+    def __init__(self, spelling):
+        self.s = spelling
+        self.lines: list[str] = []
+        self.consts: dict[str, Any] = {"Node": torch.fx.Node, "FALLBACK": FALLBACK, "_pe": plainly_equal,
+                                       "_miss": _literal_miss}
+        self.bound: dict = {}  # pattern node -> variable holding its graph node
+        self.calls_bound: list[str] = []  # variables of graph nodes bound to pattern calls, in order
+        self.captured: dict[str, str] = {}  # capture name -> variable
+        self.n = 0
+
+    def var(self, stem: str) -> str:
+        self.n += 1
+        return f"{stem}{self.n}"
+
+    def const(self, value) -> str:
+        name = f"K{len(self.consts)}"
+        self.consts[name] = value
+        return name
+
+    def emit(self, line: str) -> None:
+        self.lines.append("    " + line)
+
+    def node(self, pn: torch.fx.Node, v: str) -> None:
+        # mirrors _Matcher.node, check for check (captures bind no graph node: each use is
+        # compared with the first, as there)
+        if pn in self.bound:
+            self.emit(f"if {v} is not {self.bound[pn]}: return None")
+            return
+        if pn.op == "placeholder":
+            if pn.meta.get("role") == "capture":
+                self.capture(pn, v)
+                return
+            self.emit(f"if not isinstance({v}, Node) or 'literal' in {v}.meta: return None")
+            self.bound[pn] = v
+            return
+        if pn.op != "call_function":
+            raise _Unsupported(pn.op)
+        if any(pn.target is c for c in ttnn_ops.VALUE_CONSTRUCTORS):
+            raise _Unsupported("value constructor")
+        t = self.const(pn.target)
+        self.emit(f"if not isinstance({v}, Node) or {v}.op != 'call_function' or {v}.target is not {t}: return None")
+        if self.calls_bound:
+            self.emit(f"if {' or '.join(f'{v} is {b}' for b in self.calls_bound)}: return None")
+        self.bound[pn] = v
+        self.calls_bound.append(v)
+        pnode = self.s.by_node[pn]
+        nargs, kwnames = pnode.call_shape
+        a, kw = self.var("a"), self.var("kw")
+        self.emit(f"{a} = {v}.args")
+        self.emit(f"{kw} = {v}.kwargs")
+        self.emit(f"if len({a}) != {nargs}: return FALLBACK")
+        if kwnames:
+            self.emit(f"if tuple({kw}) != {kwnames!r}: return FALLBACK")
+        else:
+            self.emit(f"if {kw}: return FALLBACK")
+        for key, _name, pv in pnode.fast_literals:
+            x = self.var("x")
+            self.emit(f"{x} = {a}[{key}]" if isinstance(key, int) else f"{x} = {kw}[{key!r}]")
+            k = self.const(pv)
+            self.emit(f"if {x} is not {k} and not _pe({k}, {x}): return _miss({k}, {x})")
+        for key, _name, pv in pnode.fast_nodes:
+            if not isinstance(pv, torch.fx.Node):
+                raise _Unsupported("a tuple or list holding pattern values")
+            x = self.var("x")
+            self.emit(f"{x} = {a}[{key}]" if isinstance(key, int) else f"{x} = {kw}[{key!r}]")
+            self.node(pv, x)
+
+    def capture(self, pn: torch.fx.Node, v: str) -> None:
+        # mirrors _Matcher._capture; a capture computed at run time is left to the interpretive
+        # matcher, which turns it into a refusal
+        lit = self.var("c")
+        self.emit(f"if isinstance({v}, Node):")
+        self.emit(f"    if 'literal' not in {v}.meta: return FALLBACK")
+        self.emit(f"    {lit} = {v}.meta['literal']")
+        self.emit(f"elif isinstance({v}, (list, tuple)): return FALLBACK")
+        self.emit("else:")
+        self.emit(f"    {lit} = {v}")
+        self.emit(f"if isinstance({lit}, (list, tuple)): return FALLBACK")
+        name = pn.target
+        if name in self.captured:
+            prev = self.captured[name]
+            self.emit(f"if {lit} is not {prev} and not _pe({prev}, {lit}): return FALLBACK")
+        else:
+            self.captured[name] = lit
+
+    def finish(self, name: str) -> CompiledSpelling:
+        order = tuple(self.bound)
+        nodes = ", ".join(self.bound[pn] for pn in order) + ("," if len(order) == 1 else "")
+        caps = ", ".join(f"{n!r}: {v}" for n, v in self.captured.items())
+        self.lines.append(f"    return ({nodes}), {{{caps}}}")
+        src = "def match(g0):\n" + "\n".join(self.lines) + "\n"
+        namespace = dict(self.consts)
+        exec(compile(src, f"<ttfuse matcher {name}>", "exec"), namespace)
+        return CompiledSpelling(order, namespace["match"], src)
