@@ -55,12 +55,19 @@ def resolve_patterns(spec: Iterable | None) -> list[Pattern]:
     return out
 
 
-def _count_dispatches(graph: torch.fx.Graph) -> int:
-    return sum(ttnn_ops.dispatches(n.target) for n in graph.nodes if n.op == "call_function")
-
-
-def _count_ops(graph: torch.fx.Graph) -> int:
-    return sum(1 for n in graph.nodes if n.op == "call_function")
+def _count_calls(graph: torch.fx.Graph) -> tuple[int, int]:
+    """(ops, device dispatches) of a graph's calls."""
+    per_target: dict = {}  # by id: hashing a ttnn op runs Python code, and the targets stay alive meanwhile
+    ops = total = 0
+    for n in graph.nodes:
+        if n.op == "call_function":
+            t = n.target
+            d = per_target.get(id(t))
+            if d is None:
+                d = per_target[id(t)] = ttnn_ops.dispatches(t)
+            ops += 1
+            total += d
+    return ops, total
 
 
 class FusedModel:
@@ -202,8 +209,7 @@ def _fuse_traced(traced: Traced, catalog: Catalog, verifier: Verifier, *, strict
     gm = traced.graph_module
     graph = gm.graph
     report = FusionReport(model=traced.model_name)
-    report.nodes_before = _count_ops(graph)
-    report.dispatches_before = _count_dispatches(graph)
+    report.nodes_before, report.dispatches_before = _count_calls(graph)
     runs0, hits0 = verifier.runs, verifier.hits
 
     # rewrite rounds until nothing changes: a rewrite can complete a later pattern
@@ -235,8 +241,7 @@ def _fuse_traced(traced: Traced, catalog: Catalog, verifier: Verifier, *, strict
     gm.recompile()
     seconds["rewrite"] = seconds.get("rewrite", 0.0) + time.perf_counter() - t
 
-    report.nodes_after = _count_ops(graph)
-    report.dispatches_after = _count_dispatches(graph)
+    report.nodes_after, report.dispatches_after = _count_calls(graph)
     report.verifications_run = verifier.runs - runs0
     report.verifications_cached = verifier.hits - hits0
     report.seconds = {k: round(v, 6) for k, v in seconds.items()}
@@ -249,22 +254,26 @@ MAX_ROUNDS = 4
 
 def _savings(c, r) -> tuple[int, int]:
     """(saved dispatches, saved intermediate bytes) of replacing candidate c by replacement r."""
+    outputs = set(c.outputs)
     before_bytes = sum(n.meta["spec"].nbytes for n in c.nodes
-                       if n not in c.outputs and isinstance(n.meta.get("spec"), TensorSpec))
-    out = [n for n in r.graph.nodes if n.op == "output"][0].args[0]
-    outs = set(out) if isinstance(out, (tuple, list)) else {out}
+                       if n not in outputs and isinstance(n.meta.get("spec"), TensorSpec))
+    outs = set(r.outputs)
     after_bytes = sum(n.meta["spec"].nbytes for n in r.calls
                       if n not in outs and isinstance(n.meta.get("spec"), TensorSpec))
     return sum(ttnn_ops.dispatches(n.target) for n in c.nodes) - r.dispatches, before_bytes - after_bytes
 
 
-def _unprofitable(c, r) -> str | None:
+def _judge(c, outcome) -> None:
+    """Savings and profitability of a verified outcome, once per outcome (a verified outcome is
+    shared by every match with the same pattern, specs and captures)."""
+    r = outcome.replacement
+    disp, nbytes = outcome.savings = _savings(c, r)
+    outcome.replaced_ops = " -> ".join(ttnn_ops.op_name(n.target) for n in c.nodes)
     # conversions a fused op needs around it (placement, layout) count against it
-    disp, nbytes = _savings(c, r)
     if disp < 0 or (disp == 0 and nbytes <= 0):
-        return (f"not profitable: the replacement ({r.describe()}) saves {disp} dispatches and {nbytes} bytes "
-                f"of intermediates (conversions it needs count against it)")
-    return None
+        outcome.unprofitable = (
+            f"not profitable: the replacement ({r.describe()}) saves {disp} dispatches and {nbytes} bytes "
+            f"of intermediates (conversions it needs count against it)")
 
 
 def _downstream(nodes: list, depth: int) -> set:
@@ -309,11 +318,12 @@ def _one_round(gm, catalog: Catalog, verifier: Verifier, report: FusionReport, s
                 raise VerificationError(f"{c.pattern.name} at {c.location}: {reason}")
             report.refusals.append(Refusal(c.pattern.name, c.location, reason, c.spelling.name))
             continue
-        losing = _unprofitable(c, outcome.replacement)
-        if losing:
-            report.refusals.append(Refusal(c.pattern.name, c.location, losing, c.spelling.name))
+        if outcome.savings is None:
+            _judge(c, outcome)
+        if outcome.unprofitable:
+            report.refusals.append(Refusal(c.pattern.name, c.location, outcome.unprofitable, c.spelling.name))
             continue
-        c.replacement, c.verified, c.check_text = outcome.replacement, True, outcome.text
+        c.outcome, c.verified = outcome, True
         viable.append(c)
     seconds["verify"] = seconds.get("verify", 0.0) + time.perf_counter() - t
 
@@ -328,24 +338,15 @@ def _one_round(gm, catalog: Catalog, verifier: Verifier, report: FusionReport, s
             c.spelling.name))
     splicer = Splicer(gm, pos)
     created: list = []
+    rewrites = report.rewrites
     for c in kept:
-        r = c.replacement
-        saved_disp, saved_bytes = _savings(c, r)
-        replaced_ops = " -> ".join(ttnn_ops.op_name(n.target) for n in c.nodes)  # before splicing edits them
-        created += splicer.splice(c, r)
-        report.rewrites.append(Rewrite(
-            pattern=c.pattern.name,
-            location=c.location,
-            verified=True,
-            nodes_replaced=len(c.nodes),
-            saved_dispatches=saved_disp,
-            saved_bytes=saved_bytes,
-            spelling=c.spelling.name,
-            replaced_ops=replaced_ops,
-            replacement=r.describe(),
-            check=c.check_text,
-            captures={k: _plain(v) for k, v in c.captures.items()},
-        ))
+        outcome = c.outcome
+        location = c.location  # before splicing edits the nodes
+        created += splicer.splice(c, outcome.replacement)
+        saved_disp, saved_bytes = outcome.savings
+        rewrites.append(Rewrite(c.pattern.name, location, True, len(c.nodes), saved_disp, saved_bytes,
+                                c.spelling.name, outcome.replaced_ops, outcome.replacement.description, outcome.text,
+                                {k: _plain(v) for k, v in c.captures.items()} if c.captures else {}))
     seconds["rewrite"] = seconds.get("rewrite", 0.0) + time.perf_counter() - t
     return created
 

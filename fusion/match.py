@@ -44,10 +44,9 @@ class Candidate:
     first_pos: int
     last_pos: int
     refusal: str | None = None
-    # filled in by verify
-    replacement: Any = None
+    # filled in by verify: the (shared) verification outcome
+    outcome: Any = None
     verified: bool = False
-    check_text: str = ""
 
     @property
     def location(self) -> str:
@@ -356,7 +355,9 @@ class Catalog:
         self.targets: set = set()  # every op some pattern calls: only these can start a new match
         for i, p in enumerate(self.patterns):
             for s in p.spellings:
-                self.index.setdefault(s.anchor.target, []).append((i, p, s))
+                # by id: hashing a ttnn op runs Python code, once per graph node here; the
+                # patterns keep their targets alive, so an id cannot be reused meanwhile
+                self.index.setdefault(id(s.anchor.target), []).append((i, p, s))
                 self.max_size = max(self.max_size, s.size)
                 self.targets.update(c.target for c in s.calls)
 
@@ -367,10 +368,8 @@ class Catalog:
         index = self.index
         nodes = graph.nodes if only is None else sorted((n for n in only if n in pos), key=pos.__getitem__)
         for node in nodes:
-            if node.op != "call_function":
-                continue
-            entries = index.get(node.target)
-            if not entries:
+            entries = index.get(id(node.target))
+            if not entries or node.op != "call_function":
                 continue
             for i, p, s in entries:
                 if s.compiled is None and not _anchor_may_match(s.anchor, node):

@@ -63,27 +63,24 @@ class Splicer:
         """A one-call replacement whose output is the match's only output: retarget the last
         matched node instead of creating a node and rewiring its users (the common case, and
         the cheapest FX edit)."""
-        if len(r.calls) != 1 or len(c.outputs) != 1 or c.outputs[0] is not c.nodes[-1]:
+        if len(r.calls) != 1 or len(c.outputs) != 1 or c.outputs[0] is not c.nodes[-1] or r.outputs[0] is not r.calls[0]:
             return None
         rn = r.calls[0]
-        out = [n for n in r.graph.nodes if n.op == "output"][0].args[0]
-        if out is not rn:
-            return None
-        env = {}
-        for n in r.graph.nodes:
-            if n.op == "placeholder":
-                env[n] = self.current(c.inputs[n.target])
-            elif n.op == "get_attr":
-                with self.graph.inserting_before(c.nodes[-1]):
-                    env[n] = self._copy_attr(n, r.root)
         node = c.nodes[-1]
+        env = {n: self.current(c.inputs[n.target]) for n in r.placeholders}
+        if r.constants:
+            with self.graph.inserting_before(node):
+                for n in r.constants:
+                    env[n] = self._copy_attr(n, r.root)
         node.target = rn.target
         node.args = map_args(rn.args, env.__getitem__)
-        node.kwargs = map_args(rn.kwargs, env.__getitem__)
-        node.meta["spec"] = rn.meta.get("spec")
-        node.meta["fused_by"] = c.pattern.name
-        node.meta["location"] = c.location
-        node.meta.pop("_bound", None)
+        if rn.kwargs or node.kwargs:  # each FX assignment re-indexes users: skip the no-op one
+            node.kwargs = map_args(rn.kwargs, env.__getitem__)
+        meta = node.meta
+        meta["spec"] = rn.meta.get("spec")
+        meta["fused_by"] = c.pattern.name
+        meta["location"] = c.location
+        meta.pop("_bound", None)
         return [node]
 
     def splice(self, c: Candidate, r: Replacement) -> list[torch.fx.Node]:
@@ -98,7 +95,6 @@ class Splicer:
             return created
         last = c.nodes[-1]
         env: dict = {}
-        new_outputs: list = []
         created: list = []
         with graph.inserting_before(last):
             for rn in r.graph.nodes:
@@ -114,10 +110,7 @@ class Splicer:
                     new.meta["fused_by"] = c.pattern.name
                     env[rn] = new
                     created.append(new)
-                elif rn.op == "output":
-                    out = rn.args[0]
-                    outs = list(out) if isinstance(out, (tuple, list)) else [out]
-                    new_outputs = [env[o] for o in outs]
+        new_outputs = [env[o] for o in r.outputs]
         for old, new in zip(c.outputs, new_outputs):
             old.replace_all_uses_with(new)
             self.renamed[old] = new

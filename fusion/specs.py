@@ -65,15 +65,23 @@ class TensorSpec:
         if self.memory_config is not None and not isinstance(self.memory_config, ttnn.MemoryConfig):
             raise ValueError(f"TensorSpec memory_config must be a ttnn.MemoryConfig, got {self.memory_config!r}")
         # memory configs compare through their text form (equal configs print equal); computed once
-        object.__setattr__(self, "_key", (self.shape, self.dtype, self.layout, _mem_key(self.memory_config)))
+        key = (self.shape, self.dtype, self.layout, _mem_key(self.memory_config))
+        object.__setattr__(self, "_key", key)
+        object.__setattr__(self, "_hash", hash(key))  # specs key the verifier's cache: hash once
 
     def __eq__(self, other):
+        if other is self:
+            return True
         if not isinstance(other, TensorSpec):
             return NotImplemented
-        return self._key == other._key
+        return self._hash == other._hash and self._key == other._key
 
     def __hash__(self):
-        return hash(self._key)
+        return self._hash
+
+    def __reduce__(self):
+        # rebuilt, not restored: string hashes differ between processes
+        return (TensorSpec, (self.shape, self.dtype, self.layout, self.memory_config))
 
     @property
     def rank(self) -> int:
