@@ -215,8 +215,10 @@ def _fuse_traced(traced: Traced, catalog: Catalog, verifier: Verifier, *, strict
     # rewrite rounds until nothing changes: a rewrite can complete a later pattern
     # (decomposed RMSNorm -> rms_norm -> rms_norm + matmul); capped, each round strictly shrinks
     only = None
+    removed = 0  # calls the rewrites took out of the graph
     for _round in range(MAX_ROUNDS):
-        created = _one_round(gm, catalog, verifier, report, strict, seconds, only)
+        created, removed_now = _one_round(gm, catalog, verifier, report, strict, seconds, only)
+        removed += removed_now
         # only a new node that some pattern calls can complete a new match
         created = [n for n in created if n.target in catalog.targets]
         if not created:
@@ -236,12 +238,18 @@ def _fuse_traced(traced: Traced, catalog: Catalog, verifier: Verifier, *, strict
     for n in list(graph.find_nodes(op="get_attr")):
         if not n.users:
             graph.erase_node(n)
+    # counted from the edits, not by walking the graph again
+    report.nodes_after = report.nodes_before - removed
+    report.dispatches_after = report.dispatches_before - sum(r.saved_dispatches for r in report.rewrites)
     if os.environ.get("TTFUSE_LINT"):
-        graph.lint()  # O(graph) consistency check: tests turn it on, fuse() in production skips it
+        # O(graph) consistency checks: tests turn them on, fuse() in production skips them
+        graph.lint()
+        recount = _count_calls(graph)
+        assert recount == (report.nodes_after, report.dispatches_after), (recount, report.nodes_after,
+                                                                          report.dispatches_after)
     gm.recompile()
     seconds["rewrite"] = seconds.get("rewrite", 0.0) + time.perf_counter() - t
 
-    report.nodes_after, report.dispatches_after = _count_calls(graph)
     report.verifications_run = verifier.runs - runs0
     report.verifications_cached = verifier.hits - hits0
     report.seconds = {k: round(v, 6) for k, v in seconds.items()}
@@ -292,7 +300,8 @@ def _downstream(nodes: list, depth: int) -> set:
 
 def _one_round(gm, catalog: Catalog, verifier: Verifier, report: FusionReport, strict: bool, seconds: dict,
                only: set | None = None) -> list:
-    """One match -> verify -> rewrite round; returns the nodes it created."""
+    """One match -> verify -> rewrite round; returns the nodes it created and how many calls
+    it took out of the graph."""
     graph = gm.graph
     t = time.perf_counter()
     pos = positions(graph)
@@ -339,16 +348,20 @@ def _one_round(gm, catalog: Catalog, verifier: Verifier, report: FusionReport, s
     splicer = Splicer(gm, pos)
     created: list = []
     rewrites = report.rewrites
+    removed = 0
     for c in kept:
         outcome = c.outcome
         location = c.location  # before splicing edits the nodes
-        created += splicer.splice(c, outcome.replacement)
+        removed += len(c.nodes) + len(c.absorbed)  # before splicing: it absorbs deallocates
+        new = splicer.splice(c, outcome.replacement)
+        removed -= len(new)
+        created += new
         saved_disp, saved_bytes = outcome.savings
         rewrites.append(Rewrite(c.pattern.name, location, True, len(c.nodes), saved_disp, saved_bytes,
                                 c.spelling.name, outcome.replaced_ops, outcome.replacement.description, outcome.text,
                                 {k: _plain(v) for k, v in c.captures.items()} if c.captures else {}))
     seconds["rewrite"] = seconds.get("rewrite", 0.0) + time.perf_counter() - t
-    return created
+    return created, removed
 
 
 def _plain(v):

@@ -7,7 +7,8 @@ targets, positional reads, literal compares, no recursion. On a 50k-node graph t
 the matching time.
 
 A generated matcher returns one of three things for an anchor node:
-  * `(nodes, captures)`: a match, with graph nodes in `CompiledSpelling.order`;
+  * `(calls, inputs, captures)`: a match: graph nodes in the order of the spelling's `calls`
+    and of its `input_placeholders`, and the captured values by name;
   * `None`: certainly no match (the interpretive matcher would fail at the same check);
   * `FALLBACK`: a case it does not decide (another argument layout, a literal that needs
     normalizing, a capture computed at run time, ...): the interpretive matcher runs instead.
@@ -60,8 +61,7 @@ def _literal_miss(p, g):
 
 @dataclass
 class CompiledSpelling:
-    order: tuple  # pattern nodes (calls and placeholders), in the order their graph nodes are returned
-    fn: Callable  # anchor graph node -> (graph nodes, captures) | None | FALLBACK
+    fn: Callable  # anchor graph node -> (calls, inputs, captures) | None | FALLBACK
     source: str  # the generated code, for debugging and tests
 
 
@@ -169,11 +169,14 @@ class _Generator:
             self.captured[name] = lit
 
     def finish(self, name: str) -> CompiledSpelling:
-        order = tuple(self.bound)
-        nodes = ", ".join(self.bound[pn] for pn in order) + ("," if len(order) == 1 else "")
+        def tup(items):
+            return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
+
+        calls = tup([self.bound[pn.node] for pn in self.s.calls])
+        inputs = tup([self.bound[ph] for _name, ph in self.s.input_placeholders])
         caps = ", ".join(f"{n!r}: {v}" for n, v in self.captured.items())
-        self.lines.append(f"    return ({nodes}), {{{caps}}}")
+        self.lines.append(f"    return {calls}, {inputs}, {{{caps}}}")
         src = "def match(g0):\n" + "\n".join(self.lines) + "\n"
         namespace = dict(self.consts)
         exec(compile(src, f"<ttfuse matcher {name}>", "exec"), namespace)
-        return CompiledSpelling(order, namespace["match"], src)
+        return CompiledSpelling(namespace["match"], src)

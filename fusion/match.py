@@ -30,12 +30,11 @@ class _NonConstant(Exception):
         self.capture, self.node = capture, node
 
 
-@dataclass
+@dataclass(slots=True)
 class Candidate:
     pattern: Pattern
     spelling: Spelling
     pattern_index: int
-    env: dict  # pattern node -> graph node
     captures: dict  # name -> value
     inputs: dict  # tensor input name -> graph node
     outputs: list  # graph nodes, in pattern output order
@@ -244,7 +243,12 @@ def match_spelling(pattern: Pattern, spelling: Spelling, pindex: int, anchor: to
         if found is None:
             return None
         if found is not FALLBACK:
-            return _candidate(pattern, spelling, pindex, dict(zip(fast.order, found[0])), found[1], pos)
+            calls, inputs, captures = found
+            calls = sorted(calls, key=pos.__getitem__) if len(calls) > 1 else list(calls)
+            cand = Candidate(pattern, spelling, pindex, captures, dict(zip(spelling.tensor_input_names, inputs)),
+                             [anchor], calls, [], pos[calls[0]], pos[calls[-1]])
+            cand.refusal = _rules(cand, pos)
+            return cand
     m = _Matcher(spelling)
     try:
         ok = m.node(spelling.outputs[0], anchor)
@@ -258,10 +262,7 @@ def match_spelling(pattern: Pattern, spelling: Spelling, pindex: int, anchor: to
         return cand
     if not ok:
         return None
-    return _candidate(pattern, spelling, pindex, m.env, m.captures, pos)
-
-
-def _candidate(pattern: Pattern, spelling: Spelling, pindex: int, env: dict, captures: dict, pos: dict) -> Candidate | None:
+    env = m.env
     # every pattern call must be bound (value constructors may have matched literals instead)
     calls = []
     for pn in spelling.calls:
@@ -278,19 +279,15 @@ def _candidate(pattern: Pattern, spelling: Spelling, pindex: int, env: dict, cap
             return None
         inputs[name] = g
     outputs = [env[o] for o in spelling.outputs]
-    if len(calls) > 1:
-        calls.sort(key=pos.__getitem__)
-    cand = Candidate(
-        pattern=pattern, spelling=spelling, pattern_index=pindex, env=env, captures=captures, inputs=inputs,
-        outputs=outputs, nodes=calls, absorbed=[], first_pos=pos[calls[0]], last_pos=pos[calls[-1]],
-    )
+    calls.sort(key=pos.__getitem__)
+    cand = Candidate(pattern, spelling, pindex, m.captures, inputs, outputs, calls, [], pos[calls[0]], pos[calls[-1]])
     cand.refusal = _rules(cand, pos)
     return cand
 
 
 def _partial_candidate(pattern, spelling, pindex, m, anchor, pos) -> Candidate:
     nodes = sorted((g for g in m.env.values() if isinstance(g, torch.fx.Node) and g.op == "call_function"), key=pos.__getitem__) or [anchor]
-    return Candidate(pattern=pattern, spelling=spelling, pattern_index=pindex, env=m.env, captures=m.captures,
+    return Candidate(pattern=pattern, spelling=spelling, pattern_index=pindex, captures=m.captures,
                      inputs={}, outputs=[anchor], nodes=nodes, absorbed=[], first_pos=pos[nodes[0]],
                      last_pos=pos[nodes[-1]])
 

@@ -165,6 +165,7 @@ class Spelling:
     tensor_inputs: list[str]
     captures: list[str]
     input_placeholders: tuple = ()  # (name, placeholder) of each tensor input
+    tensor_input_names: tuple = ()  # the names of input_placeholders
     compiled: Any = None  # a generated matcher (fusion.compiled_matcher), None when it does not apply
 
     @property
@@ -241,6 +242,7 @@ def _compile_spelling(pattern_name: str, fn: Callable, params: list[str], captur
         input_placeholders=tuple((n.target, n) for n in graph.nodes
                                  if n.op == "placeholder" and n.meta.get("role") == "tensor"),
     )
+    spelling.tensor_input_names = tuple(name for name, _ph in spelling.input_placeholders)
     spelling.compiled = compile_spelling(spelling)
     return spelling
 
