@@ -141,14 +141,37 @@ class _Generator:
         for key, _name, pv in pnode.fast_literals:
             x = self.var("x")
             self.emit(f"{x} = {a}[{key}]" if isinstance(key, int) else f"{x} = {kw}[{key!r}]")
-            k = self.const(pv)
-            self.emit(f"if {x} is not {k} and not _pe({k}, {x}): return _miss({k}, {x})")
+            self.literal(pv, x)
         for key, _name, pv in pnode.fast_nodes:
             if not isinstance(pv, torch.fx.Node):
                 raise _Unsupported("a tuple or list holding pattern values")
             x = self.var("x")
             self.emit(f"{x} = {a}[{key}]" if isinstance(key, int) else f"{x} = {kw}[{key!r}]")
             self.node(pv, x)
+
+    def literal(self, pv, x: str) -> None:
+        # plainly_equal, then definitely_differs, specialised to the literal's type
+        k = self.const(pv)
+        tp = type(pv)
+        if isinstance(pv, enum.Enum):
+            # members are singletons: another member of the same enum is another value
+            t = self.const(tp)
+            self.emit(f"if {x} is not {k}:")
+            self.emit(f"    if type({x}) is {t}: return None")
+            self.emit(f"    return _miss({k}, {x})")
+        elif tp in _SIMPLE:
+            t = self.const(tp)
+            self.emit(f"if {x} is not {k}:")
+            self.emit(f"    if type({x}) is not {t}: return FALLBACK")
+            self.emit(f"    if {x} != {k}: return None")
+        elif tp is tuple and all(type(e) is int for e in pv):
+            # a shape or permutation: compared as a whole, then its items' types (True == 1)
+            kt = self.const(tuple(int for _ in pv))
+            self.emit(f"if {x} is not {k}:")
+            self.emit(f"    if type({x}) is not tuple or {x} != {k}: return _miss({k}, {x})")
+            self.emit(f"    if tuple(map(type, {x})) != {kt}: return FALLBACK")
+        else:
+            self.emit(f"if {x} is not {k} and not _pe({k}, {x}): return _miss({k}, {x})")
 
     def capture(self, pn: torch.fx.Node, v: str) -> None:
         # mirrors _Matcher._capture; a capture computed at run time is left to the interpretive

@@ -236,19 +236,16 @@ def _refuse_reason_for_specs(nodes: Iterable[torch.fx.Node]) -> str | None:
     return None
 
 
-def match_spelling(pattern: Pattern, spelling: Spelling, pindex: int, anchor: torch.fx.Node, pos: dict) -> Candidate | None:
-    fast = spelling.compiled
-    if fast is not None:
-        found = fast.fn(anchor)
-        if found is None:
-            return None
-        if found is not FALLBACK:
-            calls, inputs, captures = found
-            calls = sorted(calls, key=pos.__getitem__) if len(calls) > 1 else list(calls)
-            cand = Candidate(pattern, spelling, pindex, captures, dict(zip(spelling.tensor_input_names, inputs)),
-                             [anchor], calls, [], pos[calls[0]], pos[calls[-1]])
-            cand.refusal = _rules(cand, pos)
-            return cand
+def _fast_candidate(pattern: Pattern, spelling: Spelling, pindex: int, anchor, found, pos: dict) -> Candidate:
+    calls, inputs, captures = found
+    calls = sorted(calls, key=pos.__getitem__) if len(calls) > 1 else list(calls)
+    cand = Candidate(pattern, spelling, pindex, captures, dict(zip(spelling.tensor_input_names, inputs)),
+                     [anchor], calls, [], pos[calls[0]], pos[calls[-1]])
+    cand.refusal = _rules(cand, pos)
+    return cand
+
+
+def _interpret(pattern: Pattern, spelling: Spelling, pindex: int, anchor: torch.fx.Node, pos: dict) -> Candidate | None:
     m = _Matcher(spelling)
     try:
         ok = m.node(spelling.outputs[0], anchor)
@@ -369,9 +366,16 @@ class Catalog:
             if not entries or node.op != "call_function":
                 continue
             for i, p, s in entries:
-                if s.compiled is None and not _anchor_may_match(s.anchor, node):
+                fast = s.compiled
+                if fast is not None:
+                    found = fast.fn(node)  # most anchors end here: no candidate
+                    if found is None:
+                        continue
+                    c = _fast_candidate(p, s, i, node, found, pos) if found is not FALLBACK else _interpret(p, s, i, node, pos)
+                elif not _anchor_may_match(s.anchor, node):
                     continue
-                c = match_spelling(p, s, i, node, pos)
+                else:
+                    c = _interpret(p, s, i, node, pos)
                 if c is not None:
                     out.append(c)
         return out

@@ -121,3 +121,34 @@ def test_multi_output_and_value_constructor_spellings_use_the_interpretive_match
     assert by_name[("rmsnorm_matmul", "norm_two_linears")].compiled is None  # two outputs
     assert by_name[("prepare_expert_weights", "seed_chain")].compiled is None  # ttnn.Shape((1, 1, H, 1))
     assert by_name[("silu_mul", "silu_mul")].compiled is not None
+
+
+def _hand_chain(dims, layout_in=ttnn.ROW_MAJOR_LAYOUT):
+    import torch.fx
+
+    g = torch.fx.Graph()
+    x = g.placeholder("x")
+    a = g.call_function(ttnn.to_layout, (x, layout_in))
+    b = g.call_function(ttnn.permute, (a, dims))
+    c = g.call_function(ttnn.to_layout, (b, ttnn.TILE_LAYOUT))
+    g.output(c)
+    return c
+
+
+@pytest.mark.parametrize("dims,expected", [
+    ((3, 1, 2, 0), "match"),
+    ((3, 1, 0, 2), None),  # another permutation: rejected without the interpretive matcher
+    ((3, True, 2, 0), FALLBACK),  # equal under ==, but a bool: the full comparison decides
+    ((3.0, 1, 2, 0), FALLBACK),
+    ([3, 1, 2, 0], FALLBACK),  # a list: normalizing decides
+])
+def test_generated_literal_checks_decide_only_plain_cases(dims, expected):
+    out = BENCH_PATTERN.spellings[0].compiled.fn(_hand_chain(dims))
+    if expected == "match":
+        assert isinstance(out, tuple) and len(out[0]) == 3
+    else:
+        assert out is expected
+
+
+def test_another_layout_of_the_same_enum_is_rejected_outright():
+    assert BENCH_PATTERN.spellings[0].compiled.fn(_hand_chain((3, 1, 2, 0), layout_in=ttnn.TILE_LAYOUT)) is None
