@@ -347,11 +347,14 @@ class Catalog:
         self.index: dict = {}
         self.max_size = 1
         self.targets: set = set()  # every op some pattern calls: only these can start a new match
+        self.anchor_targets: list = []
         for i, p in enumerate(self.patterns):
             for s in p.spellings:
                 # by id: hashing a ttnn op runs Python code, once per graph node here; the
                 # patterns keep their targets alive, so an id cannot be reused meanwhile
                 self.index.setdefault(id(s.anchor.target), []).append((i, p, s))
+                if not any(s.anchor.target is t for t in self.anchor_targets):
+                    self.anchor_targets.append(s.anchor.target)
                 self.max_size = max(self.max_size, s.size)
                 self.targets.update(c.target for c in s.calls)
 
@@ -360,7 +363,12 @@ class Catalog:
         pos = pos if pos is not None else positions(graph)
         out = []
         index = self.index
-        nodes = graph.nodes if only is None else sorted((n for n in only if n in pos), key=pos.__getitem__)
+        if only is None:
+            # FX indexes nodes by target: visit only the calls some pattern is anchored at
+            nodes = [n for t in self.anchor_targets for n in graph.find_nodes(op="call_function", target=t)]
+        else:
+            nodes = [n for n in only if n in pos]
+        nodes.sort(key=pos.__getitem__)
         for node in nodes:
             entries = index.get(id(node.target))
             if not entries or node.op != "call_function":
