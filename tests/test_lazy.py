@@ -40,3 +40,71 @@ def test_fused_model_inside_trace_capture(device):
     ttnn.execute_trace(device, trace_id, cq_id=0, blocking=True)
     assert torch.equal(ttnn.to_torch(traced_out), ttnn.to_torch(eager))
     ttnn.release_trace(device, trace_id)
+
+
+def _host(shape, dtype=ttnn.bfloat16):
+    return ttnn.from_torch(torch.randn(*shape), dtype=dtype, layout=ttnn.ROW_MAJOR_LAYOUT)
+
+
+def _reshaped_by_hand(x):
+    return ttnn.reshape(x, (32, 64))
+
+
+DOUBLE_RESHAPE = fusion.Pattern("double_reshape", host_model, _reshaped_by_hand)
+
+
+def test_later_calls_with_a_known_signature_neither_trace_nor_fuse_again(monkeypatch):
+    from fusion import api
+
+    fuses = []
+    real = api.fuse
+    monkeypatch.setattr(api, "fuse", lambda *a, **k: fuses.append(1) or real(*a, **k))
+    lazy = fusion.fuse(host_model)
+    for _ in range(5):
+        lazy(_host((32, 64)))
+    assert len(fuses) == 1
+    lazy(_host((32, 64), dtype=ttnn.float32))  # another dtype is another signature
+    assert len(fuses) == 2 and len(lazy.fused) == 2
+
+
+def test_a_signature_with_nothing_fused_runs_the_model_itself():
+    lazy = fusion.fuse(host_model)
+    lazy(_host((32, 64)))
+    assert lazy.reports[0].rewrites == []
+    assert [run for _key, run in lazy._fast] == [host_model]
+
+
+def test_a_fused_signature_runs_the_fused_graph_not_the_model():
+    calls = []
+
+    def counted(x):
+        calls.append(1)
+        return host_model(x)
+
+    pattern = fusion.Pattern("double_reshape_counted", host_model, _reshaped_by_hand)
+    lazy = fusion.fuse(counted, patterns=[pattern])
+    a = _host((32, 64))
+    first = lazy(a)
+    assert len(calls) == 1  # the trace
+    for _ in range(3):
+        out = lazy(a)
+    assert len(calls) == 1, "later calls must run the fused graph"
+    assert len(lazy.reports[0].rewrites) == 1
+    assert torch.equal(ttnn.to_torch(out), ttnn.to_torch(first))
+    assert torch.equal(ttnn.to_torch(out), ttnn.to_torch(a))
+
+
+def test_constants_and_tensor_lists_key_signatures_by_type_and_value():
+    def scaled(xs, k):
+        return ttnn.reshape(xs[0], (k, 64)) if k else xs[1]
+
+    lazy = fusion.fuse(scaled)
+    xs = [_host((32, 64)), _host((32, 64))]
+    assert ttnn.to_torch(lazy(xs, 32)).shape == (32, 64)
+    lazy(xs, 32)
+    assert len(lazy.fused) == 1 and len(lazy._fast) == 1
+    lazy(xs, 0)
+    lazy(xs, False)  # equal to 0, but another type: its own signature
+    assert len(lazy.fused) == 3
+    lazy([_host((32, 64))] * 2, 32)  # other tensors, same specs: no new signature
+    assert len(lazy.fused) == 3
