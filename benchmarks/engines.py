@@ -39,6 +39,32 @@ def run_ttfuse(gm: torch.fx.GraphModule, verifier=None) -> int:
     return len(report.rewrites)
 
 
+def run_handwritten(gm: torch.fx.GraphModule) -> int:
+    """The floor for any pass built on FX's public API: this one pattern matched by hand-written
+    code and spliced with the same FX edits as ttfuse (retarget the last node, erase the other
+    two), with no verification, report or generality. Not a competitor: a ceiling for the others."""
+    graph = gm.graph
+    to_layout, permute = ttnn.to_layout, ttnn.permute
+    found = []
+    for c in graph.find_nodes(op="call_function", target=to_layout):
+        if len(c.args) != 2 or c.kwargs or c.args[1] is not TILE:
+            continue
+        b = c.args[0]
+        if not isinstance(b, torch.fx.Node) or b.target is not permute or b.args[1] != MATCH_DIMS or len(b.users) != 1:
+            continue
+        a = b.args[0]
+        if not isinstance(a, torch.fx.Node) or a.target is not to_layout or a.args[1] is not RM or len(a.users) != 1:
+            continue
+        found.append((a, b, c))
+    for a, b, c in found:
+        c.target = bench_fused
+        c.args = (a.args[0],)
+        graph.erase_node(b)
+        graph.erase_node(a)
+    gm.recompile()
+    return len(found)
+
+
 _INDUCTOR_PASS = None
 
 
