@@ -1,8 +1,10 @@
 """fuse(): trace -> specs -> match -> verify -> rewrite -> report."""
 from __future__ import annotations
 
+import collections
 import gc
 import inspect
+import operator
 import os
 import time
 from typing import Any, Iterable
@@ -55,18 +57,22 @@ def resolve_patterns(spec: Iterable | None) -> list[Pattern]:
     return out
 
 
+_TARGET = operator.attrgetter("target")
+
+
 def _count_calls(graph: torch.fx.Graph) -> tuple[int, int]:
     """(ops, device dispatches) of a graph's calls."""
-    per_target: dict = {}  # by id: hashing a ttnn op runs Python code, and the targets stay alive meanwhile
+    # counted per distinct target with C-level loops: hashing a ttnn op runs Python code, so
+    # targets are told apart by id (they stay alive in the graph meanwhile); only
+    # call_function nodes have callable targets (the others' are strings)
+    targets = list(map(_TARGET, graph.nodes))
+    by_id = dict(zip(map(id, targets), targets))
     ops = total = 0
-    for n in graph.nodes:
-        if n.op == "call_function":
-            t = n.target
-            d = per_target.get(id(t))
-            if d is None:
-                d = per_target[id(t)] = ttnn_ops.dispatches(t)
-            ops += 1
-            total += d
+    for i, k in collections.Counter(map(id, targets)).items():
+        t = by_id[i]
+        if callable(t):
+            ops += k
+            total += k * ttnn_ops.dispatches(t)
     return ops, total
 
 

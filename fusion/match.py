@@ -208,6 +208,7 @@ class _Matcher:
 
 
 _RESHAPE = __import__("ttnn").reshape
+_DEALLOCATE = __import__("ttnn").deallocate
 
 
 def _match_extra_output(m: _Matcher, extra: torch.fx.Node) -> bool:
@@ -295,13 +296,14 @@ def _rules(c: Candidate, pos: dict) -> str | None:
         why = p.constraint_failure(name, c.captures.get(name))
         if why:
             return why
-    matched = set(c.nodes)
-    outputs = set(c.outputs)
-    for g in c.nodes:
+    nodes = c.nodes
+    matched = set(nodes)
+    outputs = c.outputs
+    for g in nodes:
         for u in g.users:
             if u in matched:
                 continue
-            if u.op == "call_function" and ttnn_ops.is_deallocate(u.target):
+            if u.target is _DEALLOCATE and u.op == "call_function":
                 if g not in outputs:
                     c.absorbed.append(u)
                 continue
@@ -310,12 +312,15 @@ def _rules(c: Candidate, pos: dict) -> str | None:
                         f"is also used by {u.name} ({u.meta.get('location', '?')}); fusing would lose it")
             if pos[u] < c.last_pos:
                 return f"output {g.name} is used by {u.name} before the end of the matched chain"
+    inputs = c.inputs.values()
     for name, g in c.inputs.items():
         if g in matched:
             return f"input {name} is produced inside the match"
-    why = _refuse_reason_for_specs(list(c.inputs.values()) + c.nodes)
-    if why:
-        return why
+    for n in (*inputs, *nodes):
+        if type(n.meta.get("spec")) is not TensorSpec:
+            why = _refuse_reason_for_specs([n])
+            if why:
+                return why
     if p.check is not None:
         view = MatchView(c.captures, c.input_specs, c.output_specs)
         try:
