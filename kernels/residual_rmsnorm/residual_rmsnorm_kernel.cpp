@@ -15,21 +15,12 @@ KERNEL_ENTRY {
         get_named_compile_time_arg_val("add_x_cb"),
         get_named_compile_time_arg_val("add_res_cb"),
         get_named_compile_time_arg_val("add_num_tiles")>;
-    using NormCT = RMSNorm::ReaderCTArgs<
-        get_named_compile_time_arg_val("rms_x_cb"),
-        get_named_compile_time_arg_val("rms_gamma_rm_cb"),
-        get_named_compile_time_arg_val("rms_gamma_cb"),
-        get_named_compile_time_arg_val("rms_const_cb"),
-        get_named_compile_time_arg_val("rms_num_tiles"),
-        get_named_compile_time_arg_val("rms_push_x") != 0>;
+    using NormCT = TTFUSE_RMSNORM_READER_CT("rms_");
 #elif defined(COMPILE_FOR_BRISC)
     using AddCT = ResidualAdd::WriterCTArgs<
         get_named_compile_time_arg_val("add_sum_cb"),
         get_named_compile_time_arg_val("add_num_tiles")>;
-    using NormCT = RMSNorm::WriterCTArgs<
-        get_named_compile_time_arg_val("rms_out_cb"),
-        get_named_compile_time_arg_val("rms_num_tiles"),
-        true>;
+    using NormCT = TTFUSE_RMSNORM_WRITER_CT("rms_", true);
 #elif defined(COMPILE_FOR_TRISC)
     using AddCT = ResidualAdd::ComputeCTArgs<
         get_named_compile_time_arg_val("add_x_cb"),
@@ -38,19 +29,7 @@ KERNEL_ENTRY {
         get_named_compile_time_arg_val("add_num_tiles"),
         get_named_compile_time_arg_val("add_block"),
         true>;
-    using NormCT = RMSNorm::ComputeCTArgs<
-        get_named_compile_time_arg_val("rms_x_cb"),
-        get_named_compile_time_arg_val("rms_gamma_cb"),
-        get_named_compile_time_arg_val("rms_const_cb"),
-        get_named_compile_time_arg_val("rms_gram_cb"),
-        get_named_compile_time_arg_val("rms_diag_cb"),
-        get_named_compile_time_arg_val("rms_rinv_cb"),
-        get_named_compile_time_arg_val("rms_out_cb"),
-        get_named_compile_time_arg_val("rms_num_tiles"),
-        get_named_compile_time_arg_val("rms_block"),
-        get_named_compile_time_arg_val("rms_inv_width_bits"),
-        get_named_compile_time_arg_val("rms_eps_bits"),
-        false>;
+    using NormCT = TTFUSE_RMSNORM_COMPUTE_CT("rms_", false);  // the add did the compute start-up
 #endif
 
     ResidualAdd::Op<AddCT> residual_add;

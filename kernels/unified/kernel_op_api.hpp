@@ -70,3 +70,9 @@ constexpr uint32_t tile_element_index(uint32_t row, uint32_t col) {
 // whatever the tt-metal version's entry convention is.
 #define KERNEL_ENTRY void kernel_main()
 #define KERNEL_END
+
+// Each op's CTArgs are read from named compile-time args that share a prefix per instance
+// ("rms_", "mm_", "mm2_", or "" for a kernel with one op), so a fused kernel and a single-op kernel
+// spell an op's arguments once, in the op's header: TTFUSE_NAMED("mm2_", "kt") reads "mm2_kt"
+// (adjacent string literals are one literal).
+#define TTFUSE_NAMED(PREFIX, NAME) get_named_compile_time_arg_val(PREFIX NAME)

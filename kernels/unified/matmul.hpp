@@ -407,3 +407,29 @@ struct Mcast {
 };
 
 }  // namespace ttfuse::ops
+
+// Per-RISC CTArgs of Mcast and Matmul from named compile-time args with a prefix (see TTFUSE_NAMED);
+// the descriptor side writes the same names (micro_ops/matmul, micro_ops/rmsnorm_matmul).
+#define TTFUSE_MCAST_READER_CT(P)                                                                           \
+    ::ttfuse::ops::Mcast::ReaderCTArgs<                                                                     \
+        TTFUSE_NAMED(P, "src_cb"), TTFUSE_NAMED(P, "push_src") != 0, TTFUSE_NAMED(P, "dst_cb"),            \
+        TTFUSE_NAMED(P, "num_blocks"), TTFUSE_NAMED(P, "block_tiles"), TTFUSE_NAMED(P, "sender_x"),        \
+        TTFUSE_NAMED(P, "sender_y"), TTFUSE_NAMED(P, "ready_sem"), TTFUSE_NAMED(P, "valid_sem"),           \
+        TTFUSE_NAMED(P, "is_receiver") != 0>
+#define TTFUSE_MCAST_WRITER_CT(P)                                                                           \
+    ::ttfuse::ops::Mcast::WriterCTArgs<                                                                     \
+        TTFUSE_NAMED(P, "src_cb"), TTFUSE_NAMED(P, "dst_cb"), TTFUSE_NAMED(P, "num_blocks"),               \
+        TTFUSE_NAMED(P, "block_tiles"), TTFUSE_NAMED(P, "slots"), TTFUSE_NAMED(P, "pop_src") != 0,         \
+        TTFUSE_NAMED(P, "tile_bytes"), TTFUSE_NAMED(P, "start_x"), TTFUSE_NAMED(P, "start_y"),             \
+        TTFUSE_NAMED(P, "end_x"), TTFUSE_NAMED(P, "end_y"), TTFUSE_NAMED(P, "num_dests"),                  \
+        TTFUSE_NAMED(P, "ready_sem"), TTFUSE_NAMED(P, "valid_sem"), TTFUSE_NAMED(P, "valid_src_sem"),      \
+        TTFUSE_NAMED(P, "is_sender") != 0>
+#define TTFUSE_MATMUL_READER_CT(P) \
+    ::ttfuse::ops::Matmul::ReaderCTArgs<TTFUSE_NAMED(P, "in1_cb"), TTFUSE_NAMED(P, "in1_tiles")>
+#define TTFUSE_MATMUL_WRITER_CT(P) \
+    ::ttfuse::ops::Matmul::WriterCTArgs<TTFUSE_NAMED(P, "out_cb"), TTFUSE_NAMED(P, "out_tiles")>
+// HW_STARTUP: whether this op does the one-time compute start-up (false when an earlier op on the core did)
+#define TTFUSE_MATMUL_COMPUTE_CT(P, HW_STARTUP)                                                             \
+    ::ttfuse::ops::Matmul::ComputeCTArgs<                                                                   \
+        TTFUSE_NAMED(P, "in0_cb"), TTFUSE_NAMED(P, "in1_cb"), TTFUSE_NAMED(P, "out_cb"), TTFUSE_NAMED(P, "kt"), \
+        TTFUSE_NAMED(P, "nt"), TTFUSE_NAMED(P, "subblock"), TTFUSE_NAMED(P, "act"), (HW_STARTUP)>

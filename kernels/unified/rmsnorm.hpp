@@ -339,3 +339,18 @@ struct ResidualAdd {
 };
 
 }  // namespace ttfuse::ops
+
+// Per-RISC CTArgs of RMSNorm and ResidualAdd from named compile-time args with a prefix (see TTFUSE_NAMED).
+#define TTFUSE_RMSNORM_READER_CT(P)                                                                         \
+    ::ttfuse::ops::RMSNorm::ReaderCTArgs<                                                                   \
+        TTFUSE_NAMED(P, "x_cb"), TTFUSE_NAMED(P, "gamma_rm_cb"), TTFUSE_NAMED(P, "gamma_cb"),              \
+        TTFUSE_NAMED(P, "const_cb"), TTFUSE_NAMED(P, "num_tiles"), TTFUSE_NAMED(P, "push_x") != 0>
+// WAIT_OUT: whether the writer waits for the packed output (false when a later op consumes it on-core)
+#define TTFUSE_RMSNORM_WRITER_CT(P, WAIT_OUT) \
+    ::ttfuse::ops::RMSNorm::WriterCTArgs<TTFUSE_NAMED(P, "out_cb"), TTFUSE_NAMED(P, "num_tiles"), (WAIT_OUT)>
+#define TTFUSE_RMSNORM_COMPUTE_CT(P, HW_STARTUP)                                                            \
+    ::ttfuse::ops::RMSNorm::ComputeCTArgs<                                                                  \
+        TTFUSE_NAMED(P, "x_cb"), TTFUSE_NAMED(P, "gamma_cb"), TTFUSE_NAMED(P, "const_cb"),                 \
+        TTFUSE_NAMED(P, "gram_cb"), TTFUSE_NAMED(P, "diag_cb"), TTFUSE_NAMED(P, "rinv_cb"),                \
+        TTFUSE_NAMED(P, "out_cb"), TTFUSE_NAMED(P, "num_tiles"), TTFUSE_NAMED(P, "block"),                 \
+        TTFUSE_NAMED(P, "inv_width_bits"), TTFUSE_NAMED(P, "eps_bits"), (HW_STARTUP)>
