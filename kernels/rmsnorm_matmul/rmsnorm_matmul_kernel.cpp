@@ -60,32 +60,19 @@ KERNEL_ENTRY {
 #if defined(STREAM_ACT)
     // the activation streams through a ring: one MatmulStreamed op accumulates every output (both weights)
 #if defined(DUAL_MATMUL)
-    using MatmulCT = MatmulStreamed::ComputeCTArgs<
-        get_named_compile_time_arg_val("mm_in0_cb"),
-        get_named_compile_time_arg_val("mm_kt"),
-        get_named_compile_time_arg_val("ms_in0_block"),
-        get_named_compile_time_arg_val("mm_in1_cb"),
-        get_named_compile_time_arg_val("mm_out_cb"),
-        get_named_compile_time_arg_val("mm_nt"),
-        get_named_compile_time_arg_val("mm_act"),
-        2,
-        get_named_compile_time_arg_val("mm2_in1_cb"),
-        get_named_compile_time_arg_val("mm2_out_cb"),
-        get_named_compile_time_arg_val("mm2_nt"),
-        get_named_compile_time_arg_val("mm2_act"),
-        !is_norm_core>;
+#define TTFUSE_MM2(NAME) TTFUSE_NAMED("mm2_", NAME)
+    constexpr uint32_t num_weights = 2;
 #else
-    using MatmulCT = MatmulStreamed::ComputeCTArgs<
-        get_named_compile_time_arg_val("mm_in0_cb"),
-        get_named_compile_time_arg_val("mm_kt"),
-        get_named_compile_time_arg_val("ms_in0_block"),
-        get_named_compile_time_arg_val("mm_in1_cb"),
-        get_named_compile_time_arg_val("mm_out_cb"),
-        get_named_compile_time_arg_val("mm_nt"),
-        get_named_compile_time_arg_val("mm_act"),
-        1, 0, 0, 0, 0,  // no second weight
-        !is_norm_core>;
+#define TTFUSE_MM2(NAME) 0  // no second weight: its args are never read
+    constexpr uint32_t num_weights = 1;
 #endif
+    using MatmulCT = MatmulStreamed::ComputeCTArgs<
+        TTFUSE_NAMED("mm_", "in0_cb"), TTFUSE_NAMED("mm_", "kt"), TTFUSE_NAMED("ms_", "in0_block"),
+        TTFUSE_NAMED("mm_", "in1_cb"), TTFUSE_NAMED("mm_", "out_cb"), TTFUSE_NAMED("mm_", "nt"),
+        TTFUSE_NAMED("mm_", "act"), num_weights,
+        TTFUSE_MM2("in1_cb"), TTFUSE_MM2("out_cb"), TTFUSE_MM2("nt"), TTFUSE_MM2("act"),
+        !is_norm_core>;
+#undef TTFUSE_MM2
     if constexpr (is_mm_core) {
         MatmulStreamed::Op<MatmulCT> matmul;
         matmul();
