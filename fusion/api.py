@@ -286,7 +286,7 @@ def _judge(c, outcome) -> None:
     # conversions a fused op needs around it (placement, layout) count against it
     if disp < 0 or (disp == 0 and nbytes <= 0):
         outcome.unprofitable = (
-            f"not profitable: the replacement ({r.describe()}) saves {disp} dispatches and {nbytes} bytes "
+            f"not profitable: the replacement ({r.description}) saves {disp} dispatches and {nbytes} bytes "
             f"of intermediates (conversions it needs count against it)")
 
 

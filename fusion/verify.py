@@ -42,9 +42,6 @@ class Replacement:
         self.description = " -> ".join(
             ttnn_ops.op_name(n.target) for n in self.calls if not ttnn_ops.is_deallocate(n.target))
 
-    def describe(self) -> str:
-        return self.description
-
 
 @dataclass
 class Outcome:
