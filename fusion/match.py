@@ -227,23 +227,32 @@ def _match_extra_output(m: _Matcher, extra: torch.fx.Node) -> bool:
     return False
 
 
-def _refuse_reason_for_specs(nodes: Iterable[torch.fx.Node]) -> str | None:
-    for n in nodes:
-        spec = n.meta.get("spec")
-        if isinstance(spec, UnknownSpec):
-            return spec.reason()
-        if spec is None:
-            return f"unknown spec for {n.name}"
+def _spec_problem(n: torch.fx.Node) -> str | None:
+    """Why the spec of a matched value is not usable, or None."""
+    spec = n.meta.get("spec")
+    if type(spec) is TensorSpec:
+        return None
+    if isinstance(spec, UnknownSpec):
+        return spec.reason()
+    if spec is None:
+        return f"unknown spec for {n.name}"
     return None
+
+
+def _candidate(pattern: Pattern, spelling: Spelling, pindex: int, captures: dict, inputs: dict, outputs: list,
+               calls: list, pos: dict) -> Candidate:
+    """A structural match as a candidate, with its rules checked (calls in graph order)."""
+    if len(calls) > 1:
+        calls.sort(key=pos.__getitem__)
+    cand = Candidate(pattern, spelling, pindex, captures, inputs, outputs, calls, [], pos[calls[0]], pos[calls[-1]])
+    cand.refusal = _rules(cand, pos)
+    return cand
 
 
 def _fast_candidate(pattern: Pattern, spelling: Spelling, pindex: int, anchor, found, pos: dict) -> Candidate:
     calls, inputs, captures = found
-    calls = sorted(calls, key=pos.__getitem__) if len(calls) > 1 else list(calls)
-    cand = Candidate(pattern, spelling, pindex, captures, dict(zip(spelling.tensor_input_names, inputs)),
-                     [anchor], calls, [], pos[calls[0]], pos[calls[-1]])
-    cand.refusal = _rules(cand, pos)
-    return cand
+    return _candidate(pattern, spelling, pindex, captures, dict(zip(spelling.tensor_input_names, inputs)), [anchor],
+                      list(calls), pos)
 
 
 def _interpret(pattern: Pattern, spelling: Spelling, pindex: int, anchor: torch.fx.Node, pos: dict) -> Candidate | None:
@@ -276,11 +285,7 @@ def _interpret(pattern: Pattern, spelling: Spelling, pindex: int, anchor: torch.
         if g is None:
             return None
         inputs[name] = g
-    outputs = [env[o] for o in spelling.outputs]
-    calls.sort(key=pos.__getitem__)
-    cand = Candidate(pattern, spelling, pindex, m.captures, inputs, outputs, calls, [], pos[calls[0]], pos[calls[-1]])
-    cand.refusal = _rules(cand, pos)
-    return cand
+    return _candidate(pattern, spelling, pindex, m.captures, inputs, [env[o] for o in spelling.outputs], calls, pos)
 
 
 def _partial_candidate(pattern, spelling, pindex, m, anchor, pos) -> Candidate:
@@ -317,10 +322,9 @@ def _rules(c: Candidate, pos: dict) -> str | None:
         if g in matched:
             return f"input {name} is produced inside the match"
     for n in (*inputs, *nodes):
-        if type(n.meta.get("spec")) is not TensorSpec:
-            why = _refuse_reason_for_specs([n])
-            if why:
-                return why
+        why = _spec_problem(n)
+        if why:
+            return why
     if p.check is not None:
         view = MatchView(c.captures, c.input_specs, c.output_specs)
         try:
