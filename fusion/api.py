@@ -85,6 +85,7 @@ class FusedModel:
         self._traced = traced
         self._model = model
         self._runner: ReferenceRunner | None = None
+        self._direct = None  # see direct_forward()
 
     @property
     def input_specs(self) -> dict:
@@ -125,8 +126,17 @@ class FusedModel:
                 if a is not value and not _same_constant(a, value):
                     break
             else:
-                return self.graph_module.forward(*[args[i] for i in tensor_pos])
-        return self.graph_module.forward(*self.tensor_arguments(args, kwargs))
+                return (self._direct or self.direct_forward())(*[args[i] for i in tensor_pos])
+        return (self._direct or self.direct_forward())(*self.tensor_arguments(args, kwargs))
+
+    def direct_forward(self):
+        """The graph's forward that calls ttnn ops' C++ functions directly when ttnn's run-time
+        modes allow it (fusion/replay.py); built on first use."""
+        if self._direct is None:
+            from .replay import direct_forward
+
+            self._direct = direct_forward(self.graph_module)
+        return self._direct
 
     @property
     def _fast_positions(self):
