@@ -7,8 +7,12 @@ targets, positional reads, literal compares, no recursion. On a 50k-node graph t
 the matching time.
 
 A generated matcher returns one of three things for an anchor node:
-  * `(calls, inputs, captures)`: a match: graph nodes in the order of the spelling's `calls`
-    and of its `input_placeholders`, and the captured values by name;
+  * `(calls, inputs, captures, clean)`: a match: a list of graph nodes in the order of the
+    spelling's `calls`, a dict of input name -> graph node, the captured values by name, and
+    `clean`: True when the match certainly passes every structural rule of `match._rules`
+    (no intermediate has a user outside the match, no input is produced inside it, every
+    matched value has a known spec), so only the pattern's own constraints remain to check.
+    False says nothing: the general rules decide;
   * `None`: certainly no match (the interpretive matcher would fail at the same check);
   * `FALLBACK`: a case it does not decide (another argument layout, a literal that needs
     normalizing, a capture computed at run time, ...): the interpretive matcher runs instead.
@@ -24,6 +28,7 @@ from typing import Any, Callable
 import torch.fx
 
 from . import ttnn_ops
+from .specs import TensorSpec
 
 FALLBACK = object()
 
@@ -61,8 +66,10 @@ def _literal_miss(p, g):
 
 @dataclass
 class CompiledSpelling:
-    fn: Callable  # anchor graph node -> (calls, inputs, captures) | None | FALLBACK
+    fn: Callable  # any graph node -> (calls, inputs, captures, clean) | None | FALLBACK
     source: str  # the generated code, for debugging and tests
+    anchored: Callable = None  # the same for a node known to call the anchor's target (FX's index)
+    in_graph_order: bool = False  # matched calls come out in graph order (no sorting needed)
 
 
 class _Unsupported(Exception):
@@ -74,12 +81,24 @@ def compile_spelling(spelling) -> CompiledSpelling | None:
     generated code does not cover (it then always uses the interpretive matcher)."""
     if len(spelling.outputs) != 1:
         return None
-    gen = _Generator(spelling)
-    try:
-        gen.node(spelling.outputs[0], "g0")
-    except _Unsupported:
-        return None
-    return gen.finish(spelling.name)
+    fns = []
+    for anchor_checked in (True, False):
+        gen = _Generator(spelling)
+        gen.anchor_checked = anchor_checked
+        try:
+            gen.node(spelling.outputs[0], "g0")
+        except _Unsupported:
+            return None
+        fns.append(gen.finish(spelling.name))
+    (fn, src), (anchored, _src) = fns
+    return CompiledSpelling(fn, src, anchored, _in_graph_order(spelling))
+
+
+def _in_graph_order(spelling) -> bool:
+    """Whether the spelling's calls can only appear in a graph in the spelling's order: each call
+    uses the one before it (a chain), so the matched nodes need no sorting."""
+    calls = [pn.node for pn in spelling.calls]
+    return all(a in b.all_input_nodes for a, b in zip(calls, calls[1:]))
 
 
 class _Generator:
@@ -92,6 +111,7 @@ class _Generator:
         self.calls_bound: list[str] = []  # variables of graph nodes bound to pattern calls, in order
         self.captured: dict[str, str] = {}  # capture name -> variable
         self.n = 0
+        self.anchor_checked = True
 
     def var(self, stem: str) -> str:
         self.n += 1
@@ -123,7 +143,10 @@ class _Generator:
         if any(pn.target is c for c in ttnn_ops.VALUE_CONSTRUCTORS):
             raise _Unsupported("value constructor")
         t = self.const(pn.target)
-        self.emit(f"if not isinstance({v}, Node) or {v}.op != 'call_function' or {v}.target is not {t}: return None")
+        if v == "g0" and not self.anchor_checked:
+            pass  # the caller took the anchor from FX's index of calls by target
+        else:
+            self.emit(f"if not isinstance({v}, Node) or {v}.op != 'call_function' or {v}.target is not {t}: return None")
         if self.calls_bound:
             self.emit(f"if {' or '.join(f'{v} is {b}' for b in self.calls_bound)}: return None")
         self.bound[pn] = v
@@ -168,8 +191,13 @@ class _Generator:
             # a shape or permutation: compared as a whole, then its items' types (True == 1)
             kt = self.const(tuple(int for _ in pv))
             self.emit(f"if {x} is not {k}:")
-            self.emit(f"    if type({x}) is not tuple or {x} != {k}: return _miss({k}, {x})")
-            self.emit(f"    if tuple(map(type, {x})) != {kt}: return FALLBACK")
+            if -1 in pv:  # reshape's "any" entries: definitely_differs decides
+                self.emit(f"    if type({x}) is not tuple or {x} != {k}: return _miss({k}, {x})")
+                self.emit(f"    if tuple(map(type, {x})) != {kt}: return FALLBACK")
+            else:
+                self.emit(f"    if type({x}) is not tuple: return _miss({k}, {x})")
+                self.emit(f"    if tuple(map(type, {x})) != {kt}: return _miss({k}, {x})")
+                self.emit(f"    if {x} != {k}: return None  # ints of the same count, another value")
         else:
             self.emit(f"if {x} is not {k} and not _pe({k}, {x}): return _miss({k}, {x})")
 
@@ -191,15 +219,29 @@ class _Generator:
         else:
             self.captured[name] = lit
 
-    def finish(self, name: str) -> CompiledSpelling:
-        def tup(items):
-            return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
-
-        calls = tup([self.bound[pn.node] for pn in self.s.calls])
-        inputs = tup([self.bound[ph] for _name, ph in self.s.input_placeholders])
+    def finish(self, name: str) -> tuple[Callable, str]:
+        s = self.s
+        calls = [self.bound[pn.node] for pn in s.calls]
+        inputs = {n: self.bound[ph] for n, ph in s.input_placeholders}
+        # the structural rules, decided here only when they certainly pass: each intermediate
+        # has exactly as many users as the pattern gives it (all of them matched calls, since
+        # each matched user was reached through it), no input is a matched call, every spec is
+        # a TensorSpec
+        clean = []
+        for pn in s.calls:
+            if pn.node is s.outputs[0]:
+                continue
+            inside = sum(1 for u in pn.node.users if u in s.by_node)
+            clean.append(f"len({self.bound[pn.node]}.users) == {inside}")
+        for v in dict.fromkeys(inputs.values()):
+            clean += [f"{v} is not {c}" for c in calls]
+        ts = self.const(TensorSpec)
+        for v in dict.fromkeys([*inputs.values(), *calls]):
+            clean.append(f"type({v}.meta.get('spec')) is {ts}")
         caps = ", ".join(f"{n!r}: {v}" for n, v in self.captured.items())
-        self.lines.append(f"    return {calls}, {inputs}, {{{caps}}}")
+        ins = ", ".join(f"{n!r}: {v}" for n, v in inputs.items())
+        self.lines.append(f"    return [{', '.join(calls)}], {{{ins}}}, {{{caps}}}, {' and '.join(clean) or 'True'}")
         src = "def match(g0):\n" + "\n".join(self.lines) + "\n"
         namespace = dict(self.consts)
         exec(compile(src, f"<ttfuse matcher {name}>", "exec"), namespace)
-        return CompiledSpelling(namespace["match"], src)
+        return namespace["match"], src

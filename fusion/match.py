@@ -13,6 +13,7 @@ earlier position in the graph, then catalog order. A candidate that loses is rep
 """
 from __future__ import annotations
 
+import itertools
 import operator
 from dataclasses import dataclass, field
 from typing import Any, Iterable
@@ -61,7 +62,7 @@ class Candidate:
 
 
 def positions(graph: torch.fx.Graph) -> dict:
-    return {n: i for i, n in enumerate(graph.nodes)}
+    return dict(zip(graph.nodes, itertools.count()))
 
 
 def node_bound(node: torch.fx.Node) -> dict | None:
@@ -250,9 +251,17 @@ def _candidate(pattern: Pattern, spelling: Spelling, pindex: int, captures: dict
 
 
 def _fast_candidate(pattern: Pattern, spelling: Spelling, pindex: int, anchor, found, pos: dict) -> Candidate:
-    calls, inputs, captures = found
-    return _candidate(pattern, spelling, pindex, captures, dict(zip(spelling.tensor_input_names, inputs)), [anchor],
-                      list(calls), pos)
+    """A candidate from a generated matcher's answer. When that matcher vouched for the
+    structural rules (`clean`), only the pattern's own constraints and check remain."""
+    calls, inputs, captures, clean = found
+    if not clean:
+        return _candidate(pattern, spelling, pindex, captures, inputs, [anchor], calls, pos)
+    if len(calls) > 1 and not spelling.compiled.in_graph_order:
+        calls.sort(key=pos.__getitem__)
+    cand = Candidate(pattern, spelling, pindex, captures, inputs, [anchor], calls, [], pos[calls[0]], pos[anchor])
+    if pattern.captures or pattern.check is not None:
+        cand.refusal = _pattern_rules(cand)
+    return cand
 
 
 def _interpret(pattern: Pattern, spelling: Spelling, pindex: int, anchor: torch.fx.Node, pos: dict) -> Candidate | None:
@@ -325,15 +334,27 @@ def _rules(c: Candidate, pos: dict) -> str | None:
         why = _spec_problem(n)
         if why:
             return why
-    if p.check is not None:
-        view = MatchView(c.captures, c.input_specs, c.output_specs)
-        try:
-            why = p.check(view)
-        except Exception as e:  # a check that crashes refuses, it never fuses
-            why = f"check raised {type(e).__name__}: {e}"
+    return _check(c) if p.check is not None else None
+
+
+def _pattern_rules(c: Candidate) -> str | None:
+    """The pattern's own rules (capture constraints, then its check), in `_rules`' order, for a
+    match whose structural rules are known to pass."""
+    p = c.pattern
+    for name in p.captures:
+        why = p.constraint_failure(name, c.captures.get(name))
         if why:
-            return str(why)
-    return None
+            return why
+    return _check(c) if p.check is not None else None
+
+
+def _check(c: Candidate) -> str | None:
+    view = MatchView(c.captures, c.input_specs, c.output_specs)
+    try:
+        why = c.pattern.check(view)
+    except Exception as e:  # a check that crashes refuses, it never fuses
+        why = f"check raised {type(e).__name__}: {e}"
+    return str(why) if why else None
 
 
 def _anchor_may_match(pnode, g: torch.fx.Node) -> bool:
@@ -368,38 +389,70 @@ class Catalog:
                 self.targets.update(c.target for c in s.calls)
 
     def find(self, graph: torch.fx.Graph, pos: dict | None = None, only: set | None = None) -> list[Candidate]:
-        """Candidates anchored anywhere in the graph (or only at the nodes in `only`)."""
+        """Candidates anchored anywhere in the graph (or only at the nodes in `only`), in the
+        order of their anchors in the graph, then of the catalog."""
         pos = pos if pos is not None else positions(graph)
-        out = []
-        index = self.index
-        if only is None:
-            # FX indexes nodes by target: visit only the calls some pattern is anchored at
-            nodes = [n for t in self.anchor_targets for n in graph.find_nodes(op="call_function", target=t)]
-        else:
-            nodes = [n for n in only if n in pos]
-        nodes.sort(key=pos.__getitem__)
-        for node in nodes:
-            entries = index.get(id(node.target))
-            if not entries or node.op != "call_function":
+        streams: list = []
+        out = list(self.iter_find(graph, pos, only, streams))
+        return in_anchor_order(out, pos) if len(streams) > 1 else out
+
+    def iter_find(self, graph: torch.fx.Graph, pos: dict, only: set | None = None, streams: list | None = None):
+        """The candidates of `find`, yielded as they are found (the verifier then reads a match's
+        nodes and specs while they are still in the CPU's caches): spelling by spelling, each in
+        anchor order. `streams` gets one entry per spelling that yielded something; with more
+        than one, `in_anchor_order` gives find's order."""
+        for target in self.anchor_targets:
+            if only is None:
+                # FX indexes nodes by target: visit only the calls some pattern is anchored at
+                nodes = graph.find_nodes(op="call_function", target=target)
+            else:
+                nodes = [n for n in only if n.target is target and n.op == "call_function" and n in pos]
+            if not nodes:
                 continue
-            for i, p, s in entries:
+            nodes.sort(key=pos.__getitem__)
+            for i, p, s in self.index[id(target)]:
+                first = True
                 fast = s.compiled
                 if fast is not None:
-                    found = fast.fn(node)  # most anchors end here: no candidate
-                    if found is None:
-                        continue
-                    c = _fast_candidate(p, s, i, node, found, pos) if found is not FALLBACK else _interpret(p, s, i, node, pos)
-                elif not _anchor_may_match(s.anchor, node):
-                    continue
+                    # most anchors end in the generated matcher: no candidate, no Python loop body
+                    for node, found in zip(nodes, map(fast.anchored, nodes)):
+                        if found is None:
+                            continue
+                        c = _fast_candidate(p, s, i, node, found, pos) if found is not FALLBACK else _interpret(p, s, i, node, pos)
+                        if c is not None:
+                            if first and streams is not None:
+                                streams.append(s)
+                                first = False
+                            yield c
                 else:
-                    c = _interpret(p, s, i, node, pos)
-                if c is not None:
-                    out.append(c)
-        return out
+                    for node in nodes:
+                        if _anchor_may_match(s.anchor, node):
+                            c = _interpret(p, s, i, node, pos)
+                            if c is not None:
+                                if first and streams is not None:
+                                    streams.append(s)
+                                    first = False
+                                yield c
+
+
+def in_anchor_order(cands: list, pos: dict) -> list:
+    """Candidates from several spellings interleaved as one walk over the anchors would find
+    them (the sort is stable: catalog order among candidates at one anchor)."""
+    return sorted(cands, key=lambda c: pos[c.outputs[0]])
+
+
+_FIRST_POS = operator.attrgetter("first_pos")
 
 
 def resolve_overlaps(cands: list[Candidate]) -> tuple[list[Candidate], list[tuple[Candidate, Candidate]]]:
     """Pick non-overlapping candidates: larger first, then earlier, then catalog order."""
+    taken_once: set = set()
+    size = 0
+    for c in cands:
+        taken_once.update(c.nodes)
+        size += len(c.nodes)
+    if len(taken_once) == size:  # no node in two candidates (the common case): all are kept
+        return sorted(cands, key=_FIRST_POS), []
     order = sorted(cands, key=lambda c: (-len(c.nodes), c.first_pos, c.pattern_index))
     taken: dict = {}
     kept, lost = [], []

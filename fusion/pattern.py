@@ -153,7 +153,7 @@ class PNode:
         self.fast_nodes = tuple(g for g in given if _has_node(g[2]))
 
 
-@dataclass
+@dataclass(eq=False)  # identity: a spelling keys the verifier's cache (and its key keeps it alive)
 class Spelling:
     name: str
     fn: Callable

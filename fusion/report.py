@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from .trace import short_location
 
 
-@dataclass
+@dataclass(slots=True)
 class Rewrite:
     pattern: str
     location: str  # "file:line" of the first matched op in the user's source

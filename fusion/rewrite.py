@@ -59,7 +59,7 @@ class Splicer:
                         graph.erase_node(u)
                         after = moved
 
-    def _in_place(self, c: Candidate, r: Replacement) -> list[torch.fx.Node] | None:
+    def _in_place(self, c: Candidate, r: Replacement, location: str) -> list[torch.fx.Node] | None:
         """A one-call replacement whose output is the match's only output: retarget the last
         matched node instead of creating a node and rewiring its users (the common case, and
         the cheapest FX edit)."""
@@ -72,22 +72,47 @@ class Splicer:
             with self.graph.inserting_before(node):
                 for n in r.constants:
                     env[n] = self._copy_attr(n, r.root)
+        args, kwargs = map_args(rn.args, env.__getitem__), map_args(rn.kwargs, env.__getitem__)
         node.target = rn.target
-        node.args = map_args(rn.args, env.__getitem__)
-        if rn.kwargs or node.kwargs:  # each FX assignment re-indexes users: skip the no-op one
-            node.kwargs = map_args(rn.kwargs, env.__getitem__)
+        node.args = args
+        if kwargs or node.kwargs:  # each FX assignment re-indexes users: skip the no-op one
+            node.kwargs = kwargs
         meta = node.meta
         meta["spec"] = rn.meta.get("spec")
         meta["fused_by"] = c.pattern.name
-        meta["location"] = c.location
+        meta["location"] = location
         meta.pop("_bound", None)
         return [node]
 
-    def splice(self, c: Candidate, r: Replacement) -> list[torch.fx.Node]:
+    def splice(self, c: Candidate, r: Replacement, location: str | None = None) -> list[torch.fx.Node]:
         graph = self.graph
-        created = self._in_place(c, r)
+        location = location if location is not None else c.location
+        nodes = c.nodes
+        node = nodes[-1]
+        plan = r.in_place_plan
+        if plan is not None and c.outputs[0] is node and len(c.outputs) == 1 and not self.renamed and not c.absorbed:
+            # the common case, with the argument mapping generated once per replacement: the
+            # same edits as _in_place below
+            target, build, spec = plan
+            args, kwargs = build(c.inputs)
+            node.target = target
+            node.args = args
+            if kwargs or node.kwargs:
+                node.kwargs = kwargs
+            meta = node.meta
+            meta["spec"] = spec
+            meta["fused_by"] = c.pattern.name
+            meta["location"] = location
+            meta.pop("_bound", None)
+            if c.last_pos - c.first_pos + 1 != len(nodes):  # else no other node sits inside the span
+                self._move_input_deallocates(c, node)
+            for n in nodes[-2::-1]:
+                graph.erase_node(n)
+            return [node]
+        created = self._in_place(c, r, location)
         if created is not None:
-            self._move_input_deallocates(c, created[-1])
+            if c.last_pos - c.first_pos + 1 != len(c.nodes):  # else no other node sits inside the span
+                self._move_input_deallocates(c, created[-1])
             for d in c.absorbed:
                 graph.erase_node(d)
             for n in reversed(c.nodes[:-1]):
@@ -105,7 +130,7 @@ class Splicer:
                 elif rn.op == "call_function":
                     new = graph.call_function(rn.target, map_args(rn.args, env.__getitem__), map_args(rn.kwargs, env.__getitem__))
                     new.meta["spec"] = rn.meta.get("spec")
-                    new.meta["location"] = c.location
+                    new.meta["location"] = location
                     new.meta["source_fn"] = c.nodes[0].meta.get("source_fn")
                     new.meta["fused_by"] = c.pattern.name
                     env[rn] = new
@@ -120,3 +145,39 @@ class Splicer:
         for n in reversed(c.nodes):
             graph.erase_node(n)
         return created
+
+
+def in_place_plan(r: Replacement):
+    """(target, build, spec) for a one-call replacement without constants whose call is its
+    output: `build(inputs)` maps the match's inputs (name -> graph node) to the call's
+    (args, kwargs) with generated code, so a splice does no recursive argument mapping. None
+    when the replacement has another form or its arguments hold more than inputs and plain
+    literals (Splicer._in_place and the general splice handle those)."""
+    if r.constants or len(r.calls) != 1 or r.outputs[0] is not r.calls[0]:
+        return None
+    rn = r.calls[0]
+    names = {n: n.target for n in r.placeholders}
+    consts: dict = {}
+
+    def expr(v) -> str:
+        if isinstance(v, torch.fx.Node):
+            if v not in names:
+                raise LookupError(v)
+            return f"i[{names[v]!r}]"
+        if type(v) in (tuple, list) and any(isinstance(x, torch.fx.Node) for x in v):
+            inner = ", ".join(expr(x) for x in v) + ("," if type(v) is tuple and len(v) == 1 else "")
+            return f"({inner})" if type(v) is tuple else f"[{inner}]"
+        if isinstance(v, dict) and any(isinstance(x, torch.fx.Node) for x in v.values()):
+            raise LookupError(v)
+        name = f"K{len(consts)}"
+        consts[name] = v
+        return name
+
+    try:
+        args = ", ".join(expr(a) for a in rn.args) + ("," if len(rn.args) == 1 else "")
+        kwargs = ", ".join(f"{k!r}: {expr(v)}" for k, v in rn.kwargs.items())
+    except LookupError:
+        return None
+    src = f"def build(i):\n    return ({args}), {{{kwargs}}}\n"
+    exec(compile(src, "<ttfuse splice>", "exec"), consts)
+    return rn.target, consts["build"], rn.meta.get("spec")

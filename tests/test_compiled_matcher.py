@@ -13,7 +13,8 @@ from fusion.match import Catalog
 
 def _summary(cands):
     return sorted((c.pattern.name, c.spelling.name, tuple(n.name for n in c.nodes), repr(sorted(c.captures.items())),
-                   tuple(sorted((k, n.name) for k, n in c.inputs.items())), c.refusal or "") for c in cands)
+                   tuple(sorted((k, n.name) for k, n in c.inputs.items())), tuple(n.name for n in c.absorbed),
+                   c.first_pos, c.last_pos, c.refusal or "") for c in cands)
 
 
 @contextlib.contextmanager
@@ -30,7 +31,7 @@ def interpretive_only(patterns):
 
 @contextlib.contextmanager
 def counting_decisions(patterns, counts):
-    saved = [(s, s.compiled.fn) for p in patterns for s in p.spellings if s.compiled is not None]
+    saved = [(s, s.compiled.anchored) for p in patterns for s in p.spellings if s.compiled is not None]
 
     def wrap(fn):
         def counted(g):
@@ -40,12 +41,12 @@ def counting_decisions(patterns, counts):
         return counted
 
     for s, fn in saved:
-        s.compiled.fn = wrap(fn)
+        s.compiled.anchored = wrap(fn)
     try:
         yield
     finally:
         for s, fn in saved:
-            s.compiled.fn = fn
+            s.compiled.anchored = fn
 
 
 def test_fuzzed_programs_match_the_same_with_and_without_generated_matchers():
