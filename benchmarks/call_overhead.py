@@ -3,12 +3,15 @@
     .venv/bin/python -m benchmarks.call_overhead [--calls 20000] [--rounds 15]
 
 `fusion.fuse(model)` (no example inputs) fuses on the first call and keeps one graph per
-input-spec signature; every later call pays for the signature lookup and whatever runs. Two
-cases, each against what a user would run without ttfuse:
+input-spec signature; every later call pays for the signature lookup, then replays the traced
+graph, calling each op's C++ function directly when ttnn's run-time modes allow it
+(fusion/replay.py). Three cases, each against what a user would run without ttfuse:
 
-* nothing_fuses: a model with nothing in the catalog to fuse, vs the model itself;
+* nothing_fuses: a model of two reshapes with nothing in the catalog to fuse, vs the model itself;
 * fused: a model that a user pattern rewrites (two reshapes -> one), vs the same one-reshape
-  code written by hand, so both sides run the same ttnn calls and only ttfuse's overhead differs.
+  code written by hand, so both sides run the same ttnn calls and only ttfuse's overhead differs;
+* eight_ops: a model of eight reshapes where nothing fuses, vs the model itself (closer to a
+  real block, where the per-call costs are spread over more ops).
 
 The ops are reshapes of ROW_MAJOR host tensors, so no device dispatch hides the overhead. The
 two sides are timed in alternating rounds (these machines are noisy); the overhead is the median
@@ -35,6 +38,17 @@ def model(x):
 
 def reshaped_by_hand(x):
     return ttnn.reshape(x, (32, 64))
+
+
+def eight_reshapes(x):
+    y = ttnn.reshape(x, (1, 32, 64))
+    y = ttnn.reshape(y, (64, 32))
+    y = ttnn.reshape(y, (1, 1, 64, 32))
+    y = ttnn.reshape(y, (2048,))
+    y = ttnn.reshape(y, (32, 64))
+    y = ttnn.reshape(y, (4, 8, 64))
+    y = ttnn.reshape(y, (1, 2048))
+    return ttnn.reshape(y, (32, 64))
 
 
 # a user pattern whose replacement runs on host tensors, so the fused graph itself is timed
@@ -77,6 +91,7 @@ def main(argv=None) -> int:
         "nothing_fuses": _case("nothing_fuses", model, fusion.fuse(model), x, args.calls, args.rounds),
         "fused": _case("fused", reshaped_by_hand, fusion.fuse(model, patterns=[DOUBLE_RESHAPE]), x, args.calls,
                        args.rounds),
+        "eight_ops": _case("eight_ops", eight_reshapes, fusion.fuse(eight_reshapes), x, args.calls, args.rounds),
     }
     print(json.dumps(result))
     return 0
