@@ -56,12 +56,11 @@ class LazyFused:
         self._model = model
         self._options = dict(patterns=patterns, pcc=pcc, strict=strict, verifier=verifier)
         fn, self._name = model_callable(model)
-        self._fn = fn
         self._signature = inspect.signature(fn)
         self.fused: dict = {}  # signature key -> FusedModel
         self._fast: list = []  # (cheap per-call key, what runs (see _runner)), one per signature
         self._fast1: list = []  # (spec, what runs) for the signatures of one tensor argument
-        self._last_spec = self._last_run = None  # the one of those run last
+        self._last = (None, None)  # the one of those run last
 
     def _key(self, values: list) -> tuple:
         key = []
@@ -103,12 +102,13 @@ class LazyFused:
         # over the signatures by ~0.2 us per call)
         if type(x) is _TENSOR and not args and not kwargs:
             spec = x.spec
-            if spec == self._last_spec:
-                return self._last_run(x)
-            for known, run in self._fast1:
-                if known == spec:
-                    self._last_spec, self._last_run = known, run
-                    return run(x)
+            last = self._last  # one (spec, runner) pair, read once: threads never mix two
+            if spec == last[0]:
+                return last[1](x)
+            for last in self._fast1:
+                if last[0] == spec:
+                    self._last = last
+                    return last[1](x)
         if x is not _NO_ARG:
             args = (x, *args)
         if not kwargs:
@@ -123,8 +123,8 @@ class LazyFused:
             if key is not None:
                 self._fast.append((key, run))
                 if len(args) == 1 and type(args[0]) is _TENSOR:
-                    self._fast1.append((key[0], run))
-                    self._last_spec, self._last_run = key[0], run
+                    self._last = (key[0], run)
+                    self._fast1.append(self._last)
             return run(*args)
         return self.for_inputs(*args, **kwargs)(*args, **kwargs)
 

@@ -122,3 +122,15 @@ def test_constants_and_tensor_lists_key_signatures_by_type_and_value():
     assert len(lazy.fused) == 3
     lazy([_host((32, 64))] * 2, 32)  # other tensors, same specs: no new signature
     assert len(lazy.fused) == 3
+
+
+def test_alternating_signatures_each_run_their_own_graph():
+    def transposed_shape(x):
+        return ttnn.reshape(x, (x.shape[1], x.shape[0]))  # the shape is baked into each graph
+
+    lazy = fusion.fuse(transposed_shape)
+    wide, tall = _host((32, 64)), _host((64, 32))
+    for _ in range(3):
+        assert tuple(lazy(wide).shape) == (64, 32)
+        assert tuple(lazy(tall).shape) == (32, 64)
+    assert len(lazy.fused) == 2
