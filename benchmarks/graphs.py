@@ -96,7 +96,7 @@ def traced_of(gm: torch.fx.GraphModule):
 
     from fusion.trace import Traced
 
-    names = [n.target for n in gm.graph.nodes if n.op == "placeholder"]
+    names = [n.target for n in gm.graph.find_nodes(op="placeholder")]  # FX's index: no walk over the graph
     sig = inspect.Signature([inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in names])
     return Traced(gm, names, {}, sig, type(gm).__name__)
 

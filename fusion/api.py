@@ -256,7 +256,7 @@ def _fuse_traced(traced: Traced, catalog: Catalog, verifier: Verifier, *, strict
         created, removed_now = _one_round(gm, catalog, verifier, report, strict, seconds, only)
         removed += removed_now
         # only a new node that some pattern calls can complete a new match
-        created = [n for n in created if n.target in catalog.targets]
+        created = [n for n in created if id(n.target) in catalog.target_ids]
         if not created:
             break
         # a later match must contain a new node, so its anchor is at most a pattern's length
@@ -346,6 +346,8 @@ def _one_round(gm, catalog: Catalog, verifier: Verifier, report: FusionReport, s
     # (on a 50k-node graph a second pass over the candidates costs more than the lookups)
     streams: list = []
     viable = []
+    matched: set = set()  # nodes of viable candidates: if none is in two, no overlap to resolve
+    size = 0
     last_note = t
     for i, c in enumerate(catalog.iter_find(graph, pos, only, streams)):
         if not i & 255:
@@ -371,6 +373,8 @@ def _one_round(gm, catalog: Catalog, verifier: Verifier, report: FusionReport, s
             continue
         c.outcome, c.verified = outcome, True
         viable.append(c)
+        matched.update(c.nodes)
+        size += len(c.nodes)
     if len(streams) > 1:
         viable = in_anchor_order(viable, pos)  # the order one walk over the anchors gives
     verified = verifier.seconds - verify_seconds  # reference checks actually run
@@ -378,7 +382,7 @@ def _one_round(gm, catalog: Catalog, verifier: Verifier, report: FusionReport, s
     seconds["match"] = seconds.get("match", 0.0) + time.perf_counter() - t - verified
 
     t = time.perf_counter()
-    kept, lost = resolve_overlaps(viable)
+    kept, lost = resolve_overlaps(viable, may_overlap=len(matched) != size)
     for c, winner in lost:
         if c.pattern is winner.pattern and set(c.nodes) == set(winner.nodes):
             continue  # the same match found from another anchor (outputs in the other order)
@@ -390,13 +394,19 @@ def _one_round(gm, catalog: Catalog, verifier: Verifier, report: FusionReport, s
     created: list = []
     rewrites = report.rewrites
     removed = 0
+    feeds: dict = {}  # id(replacement) -> whether it calls an op some pattern calls
     for c in kept:
         outcome = c.outcome
-        location = c.location  # before splicing edits the nodes
+        r = outcome.replacement
+        location = c.location
         removed += len(c.nodes) + len(c.absorbed)  # before splicing: it absorbs deallocates
-        new = splicer.splice(c, outcome.replacement, location)
+        new = splicer.splice(c, r, location)
         removed -= len(new)
-        created += new
+        feed = feeds.get(id(r))
+        if feed is None:
+            feed = feeds[id(r)] = any(id(n.target) in catalog.target_ids for n in r.calls)
+        if feed:  # only such nodes can complete a match in a later round
+            created += new
         saved_disp, saved_bytes = outcome.savings
         rewrites.append(Rewrite(c.pattern.name, location, True, len(c.nodes), saved_disp, saved_bytes,
                                 c.spelling.name, outcome.replaced_ops, outcome.replacement.description, outcome.text,

@@ -22,6 +22,7 @@ matcher gives; tests compare the two on every built-in pattern and on fuzzed gra
 from __future__ import annotations
 
 import enum
+import types
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -31,6 +32,7 @@ from . import ttnn_ops
 from .specs import TensorSpec
 
 FALLBACK = object()
+NO_CAPTURES = types.MappingProxyType({})  # one read-only empty mapping for every capture-less match
 
 _SIMPLE = (int, float, str, type(None))
 
@@ -239,8 +241,9 @@ class _Generator:
         for v in dict.fromkeys([*inputs.values(), *calls]):
             clean.append(f"type({v}.meta.get('spec')) is {ts}")
         caps = ", ".join(f"{n!r}: {v}" for n, v in self.captured.items())
+        caps = f"{{{caps}}}" if caps else self.const(NO_CAPTURES)
         ins = ", ".join(f"{n!r}: {v}" for n, v in inputs.items())
-        self.lines.append(f"    return [{', '.join(calls)}], {{{ins}}}, {{{caps}}}, {' and '.join(clean) or 'True'}")
+        self.lines.append(f"    return [{', '.join(calls)}], {{{ins}}}, {caps}, {' and '.join(clean) or 'True'}")
         src = "def match(g0):\n" + "\n".join(self.lines) + "\n"
         namespace = dict(self.consts)
         exec(compile(src, f"<ttfuse matcher {name}>", "exec"), namespace)

@@ -40,17 +40,14 @@ class Candidate:
     inputs: dict  # tensor input name -> graph node
     outputs: list  # graph nodes, in pattern output order
     nodes: list  # matched graph call nodes, graph order
-    absorbed: list  # deallocates of matched intermediates
+    absorbed: list | tuple  # deallocates of matched intermediates
     first_pos: int
     last_pos: int
+    location: str = "<unknown>:0"  # the first matched call's, read when the match is found (see _located)
     refusal: str | None = None
     # filled in by verify: the (shared) verification outcome
     outcome: Any = None
     verified: bool = False
-
-    @property
-    def location(self) -> str:
-        return self.nodes[0].meta.get("location", "<unknown>:0")
 
     @property
     def input_specs(self) -> dict:
@@ -245,9 +242,15 @@ def _candidate(pattern: Pattern, spelling: Spelling, pindex: int, captures: dict
     """A structural match as a candidate, with its rules checked (calls in graph order)."""
     if len(calls) > 1:
         calls.sort(key=pos.__getitem__)
-    cand = Candidate(pattern, spelling, pindex, captures, inputs, outputs, calls, [], pos[calls[0]], pos[calls[-1]])
+    cand = Candidate(pattern, spelling, pindex, captures, inputs, outputs, calls, [], pos[calls[0]], pos[calls[-1]],
+                     _located(calls[0]))
     cand.refusal = _rules(cand, pos)
     return cand
+
+
+def _located(node: torch.fx.Node) -> str:
+    # read once, while the node is fresh in the CPU's caches (splicing may erase it later)
+    return node.meta.get("location", "<unknown>:0")
 
 
 def _fast_candidate(pattern: Pattern, spelling: Spelling, pindex: int, anchor, found, pos: dict) -> Candidate:
@@ -258,7 +261,8 @@ def _fast_candidate(pattern: Pattern, spelling: Spelling, pindex: int, anchor, f
         return _candidate(pattern, spelling, pindex, captures, inputs, [anchor], calls, pos)
     if len(calls) > 1 and not spelling.compiled.in_graph_order:
         calls.sort(key=pos.__getitem__)
-    cand = Candidate(pattern, spelling, pindex, captures, inputs, [anchor], calls, [], pos[calls[0]], pos[anchor])
+    cand = Candidate(pattern, spelling, pindex, captures, inputs, [anchor], calls, (), pos[calls[0]], pos[anchor],
+                     _located(calls[0]))  # absorbed: () as a clean match has no deallocate to take along
     if pattern.captures or pattern.check is not None:
         cand.refusal = _pattern_rules(cand)
     return cand
@@ -301,7 +305,7 @@ def _partial_candidate(pattern, spelling, pindex, m, anchor, pos) -> Candidate:
     nodes = sorted((g for g in m.env.values() if isinstance(g, torch.fx.Node) and g.op == "call_function"), key=pos.__getitem__) or [anchor]
     return Candidate(pattern=pattern, spelling=spelling, pattern_index=pindex, captures=m.captures,
                      inputs={}, outputs=[anchor], nodes=nodes, absorbed=[], first_pos=pos[nodes[0]],
-                     last_pos=pos[nodes[-1]])
+                     last_pos=pos[nodes[-1]], location=_located(nodes[0]))
 
 
 def _rules(c: Candidate, pos: dict) -> str | None:
@@ -387,6 +391,8 @@ class Catalog:
                     self.anchor_targets.append(s.anchor.target)
                 self.max_size = max(self.max_size, s.size)
                 self.targets.update(c.target for c in s.calls)
+        # by id, for per-node membership tests (the patterns keep the targets alive)
+        self.target_ids = frozenset(map(id, self.targets))
 
     def find(self, graph: torch.fx.Graph, pos: dict | None = None, only: set | None = None) -> list[Candidate]:
         """Candidates anchored anywhere in the graph (or only at the nodes in `only`), in the
@@ -444,14 +450,16 @@ def in_anchor_order(cands: list, pos: dict) -> list:
 _FIRST_POS = operator.attrgetter("first_pos")
 
 
-def resolve_overlaps(cands: list[Candidate]) -> tuple[list[Candidate], list[tuple[Candidate, Candidate]]]:
-    """Pick non-overlapping candidates: larger first, then earlier, then catalog order."""
-    taken_once: set = set()
-    size = 0
-    for c in cands:
-        taken_once.update(c.nodes)
-        size += len(c.nodes)
-    if len(taken_once) == size:  # no node in two candidates (the common case): all are kept
+def resolve_overlaps(cands: list[Candidate], may_overlap: bool | None = None
+                     ) -> tuple[list[Candidate], list[tuple[Candidate, Candidate]]]:
+    """Pick non-overlapping candidates: larger first, then earlier, then catalog order.
+    may_overlap=False: the caller knows no node is in two candidates (None: find out here)."""
+    if may_overlap is None:
+        taken_once = set()
+        for c in cands:
+            taken_once.update(c.nodes)
+        may_overlap = len(taken_once) != sum(len(c.nodes) for c in cands)
+    if not may_overlap:  # no node in two candidates (the common case): all are kept
         return sorted(cands, key=_FIRST_POS), []
     order = sorted(cands, key=lambda c: (-len(c.nodes), c.first_pos, c.pattern_index))
     taken: dict = {}

@@ -32,7 +32,12 @@ class Refusal:
 
     def __post_init__(self):
         # one line: reasons may quote multi-line errors from ttnn or nanobind
-        self.reason = " ".join(str(self.reason).split())
+        reason = str(self.reason)
+        # only ' ' is both whitespace and printable: a printable text without double, leading or
+        # trailing spaces is already one line
+        if not reason.isprintable() or "  " in reason or reason[:1] == " " or reason[-1:] == " ":
+            reason = " ".join(reason.split())
+        self.reason = reason
 
 
 @dataclass

@@ -93,17 +93,17 @@ class Splicer:
         if plan is not None and c.outputs[0] is node and len(c.outputs) == 1 and not self.renamed and not c.absorbed:
             # the common case, with the argument mapping generated once per replacement: the
             # same edits as _in_place below
-            target, build, spec = plan
+            target, build = plan
             args, kwargs = build(c.inputs)
             node.target = target
             node.args = args
             if kwargs or node.kwargs:
                 node.kwargs = kwargs
+            # the node keeps its spec: verification made the replacement's output spec equal to
+            # it; its cached binding (node_bound) sees the new args and goes stale by itself
             meta = node.meta
-            meta["spec"] = spec
             meta["fused_by"] = c.pattern.name
             meta["location"] = location
-            meta.pop("_bound", None)
             if c.last_pos - c.first_pos + 1 != len(nodes):  # else no other node sits inside the span
                 self._move_input_deallocates(c, node)
             for n in nodes[-2::-1]:
@@ -148,7 +148,7 @@ class Splicer:
 
 
 def in_place_plan(r: Replacement):
-    """(target, build, spec) for a one-call replacement without constants whose call is its
+    """(target, build) for a one-call replacement without constants whose call is its
     output: `build(inputs)` maps the match's inputs (name -> graph node) to the call's
     (args, kwargs) with generated code, so a splice does no recursive argument mapping. None
     when the replacement has another form or its arguments hold more than inputs and plain
@@ -180,4 +180,4 @@ def in_place_plan(r: Replacement):
         return None
     src = f"def build(i):\n    return ({args}), {{{kwargs}}}\n"
     exec(compile(src, "<ttfuse splice>", "exec"), consts)
-    return rn.target, consts["build"], rn.meta.get("spec")
+    return rn.target, consts["build"]
