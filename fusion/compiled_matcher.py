@@ -22,6 +22,7 @@ matcher gives; tests compare the two on every built-in pattern and on fuzzed gra
 from __future__ import annotations
 
 import enum
+import re
 import types
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -35,6 +36,22 @@ FALLBACK = object()
 NO_CAPTURES = types.MappingProxyType({})  # one read-only empty mapping for every capture-less match
 
 _SIMPLE = (int, float, str, type(None))
+
+
+def _node_storage() -> tuple[str, str]:
+    """The Node attributes the generated code reads a call's arguments from. `args`/`kwargs`
+    are Python properties returning FX's `_args`/`_kwargs`; on the matcher's hot path (every
+    anchor, every matched call) the property call is a tenth of the matching time, so the
+    storage is read directly when it is there and agrees with the properties."""
+    g = torch.fx.Graph()
+    x = g.placeholder("x")
+    n = g.call_function(max, (x, 1), {"key": None})
+    if getattr(n, "_args", None) is n.args and getattr(n, "_kwargs", None) is n.kwargs:
+        return "_args", "_kwargs"
+    return "args", "kwargs"
+
+
+_ARGS, _KWARGS = _node_storage()
 
 
 def plainly_equal(p, g) -> bool:
@@ -70,7 +87,7 @@ def _literal_miss(p, g):
 class CompiledSpelling:
     fn: Callable  # any graph node -> (calls, inputs, captures, clean) | None | FALLBACK
     source: str  # the generated code, for debugging and tests
-    anchored: Callable = None  # the same for a node known to call the anchor's target (FX's index)
+    scan: Callable = None  # nodes calling the anchor's target (FX's index) -> [(node, fn's answer)], Nones left out
     in_graph_order: bool = False  # matched calls come out in graph order (no sorting needed)
 
 
@@ -83,17 +100,19 @@ def compile_spelling(spelling) -> CompiledSpelling | None:
     generated code does not cover (it then always uses the interpretive matcher)."""
     if len(spelling.outputs) != 1:
         return None
-    fns = []
-    for anchor_checked in (True, False):
-        gen = _Generator(spelling)
-        gen.anchor_checked = anchor_checked
-        try:
-            gen.node(spelling.outputs[0], "g0")
-        except _Unsupported:
-            return None
-        fns.append(gen.finish(spelling.name))
-    (fn, src), (anchored, _src) = fns
-    return CompiledSpelling(fn, src, anchored, _in_graph_order(spelling))
+    gen = _Generator(spelling)
+    try:
+        gen.node(spelling.outputs[0], "g0")
+    except _Unsupported:
+        return None
+    fn, src = gen.finish(spelling.name)
+    # the scan: the same checks without the anchor's own target check (FX's index vouches for
+    # it), as one loop over all anchors, each exit a `continue`: no Python call per anchor
+    gen = _Generator(spelling)
+    gen.anchor_checked = False
+    gen.node(spelling.outputs[0], "g0")
+    scan, _src = gen.finish(spelling.name, loop=True)
+    return CompiledSpelling(fn, src, scan, _in_graph_order(spelling))
 
 
 def _in_graph_order(spelling) -> bool:
@@ -156,8 +175,8 @@ class _Generator:
         pnode = self.s.by_node[pn]
         nargs, kwnames = pnode.call_shape
         a, kw = self.var("a"), self.var("kw")
-        self.emit(f"{a} = {v}.args")
-        self.emit(f"{kw} = {v}.kwargs")
+        self.emit(f"{a} = {v}.{_ARGS}")
+        self.emit(f"{kw} = {v}.{_KWARGS}")
         self.emit(f"if len({a}) != {nargs}: return FALLBACK")
         if kwnames:
             self.emit(f"if tuple({kw}) != {kwnames!r}: return FALLBACK")
@@ -221,7 +240,7 @@ class _Generator:
         else:
             self.captured[name] = lit
 
-    def finish(self, name: str) -> tuple[Callable, str]:
+    def finish(self, name: str, loop: bool = False) -> tuple[Callable, str]:
         s = self.s
         calls = [self.bound[pn.node] for pn in s.calls]
         inputs = {n: self.bound[ph] for n, ph in s.input_placeholders}
@@ -243,8 +262,27 @@ class _Generator:
         caps = ", ".join(f"{n!r}: {v}" for n, v in self.captured.items())
         caps = f"{{{caps}}}" if caps else self.const(NO_CAPTURES)
         ins = ", ".join(f"{n!r}: {v}" for n, v in inputs.items())
-        self.lines.append(f"    return [{', '.join(calls)}], {{{ins}}}, {caps}, {' and '.join(clean) or 'True'}")
-        src = "def match(g0):\n" + "\n".join(self.lines) + "\n"
+        found = f"[{', '.join(calls)}], {{{ins}}}, {caps}, {' and '.join(clean) or 'True'}"
+        if loop:
+            body = [_as_loop_exit(line) for line in self.lines]
+            src = ("def match(nodes):\n    out = []\n    _out = out.append\n    for g0 in nodes:\n"
+                   + "\n".join("    " + line for line in body) + f"\n        _out((g0, ({found})))\n    return out\n")
+        else:
+            src = "def match(g0):\n" + "\n".join(self.lines) + f"\n    return {found}\n"
         namespace = dict(self.consts)
         exec(compile(src, f"<ttfuse matcher {name}>", "exec"), namespace)
         return namespace["match"], src
+
+
+_EXIT = re.compile(r"return (None|FALLBACK|_miss\(\w+, \w+\))(\s*#.*)?$")
+
+
+def _as_loop_exit(line: str) -> str:
+    """A line of the one-anchor matcher as a line of the scan loop: `return None` (no match)
+    moves on to the next anchor; any other answer is recorded for this anchor first."""
+    m = _EXIT.search(line)
+    if m is None:
+        return line
+    answer = m.group(1)
+    stmt = "continue" if answer == "None" else f"_out((g0, {answer})); continue"
+    return line[:m.start()] + stmt

@@ -410,7 +410,7 @@ class Catalog:
         for target in self.anchor_targets:
             if only is None:
                 # FX indexes nodes by target: visit only the calls some pattern is anchored at
-                nodes = graph.find_nodes(op="call_function", target=target)
+                nodes = graph.find_nodes(op="call_function", target=target, sort=False)
             else:
                 nodes = [n for n in only if n.target is target and n.op == "call_function" and n in pos]
             if not nodes:
@@ -420,9 +420,9 @@ class Catalog:
                 first = True
                 fast = s.compiled
                 if fast is not None:
-                    # most anchors end in the generated matcher: no candidate, no Python loop body
-                    for node, found in zip(nodes, map(fast.anchored, nodes)):
-                        if found is None:
+                    # most anchors end in the generated scan: no candidate, no Python call
+                    for node, found in fast.scan(nodes):
+                        if found is None:  # a literal _miss settled on the way
                             continue
                         c = _fast_candidate(p, s, i, node, found, pos) if found is not FALLBACK else _interpret(p, s, i, node, pos)
                         if c is not None:

@@ -39,7 +39,15 @@ def _mem_key(mc) -> Any:
     return None if mc is None else repr(mc)
 
 
-@dataclass(frozen=True)
+# Interned spec keys: equal specs share one key object, so hot paths (the verifier's cache
+# lookup) confirm equality by identity without touching the keys' contents. Bounded by the
+# distinct specs a process sees; cleared past a limit (identity then only misses: the full
+# comparison still decides)
+_KEYS: dict = {}
+_KEYS_LIMIT = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
 class TensorSpec:
     """What ttfuse knows of a tensor without its values.
 
@@ -50,6 +58,9 @@ class TensorSpec:
     dtype: Any = ttnn.bfloat16
     layout: Any = ttnn.TILE_LAYOUT
     memory_config: Any = field(default=ttnn.DRAM_MEMORY_CONFIG, compare=False, hash=False)
+    # derived in __post_init__: slots, so reading them on hot paths is no dict lookup
+    _key: tuple = field(init=False, repr=False, compare=False, hash=False)
+    _hash: int = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self):
         shape = self.shape
@@ -66,6 +77,9 @@ class TensorSpec:
             raise ValueError(f"TensorSpec memory_config must be a ttnn.MemoryConfig, got {self.memory_config!r}")
         # memory configs compare through their text form (equal configs print equal); computed once
         key = (self.shape, self.dtype, self.layout, _mem_key(self.memory_config))
+        if len(_KEYS) > _KEYS_LIMIT:
+            _KEYS.clear()
+        key = _KEYS.setdefault(key, key)
         object.__setattr__(self, "_key", key)
         object.__setattr__(self, "_hash", hash(key))  # specs key the verifier's cache: hash once
 

@@ -176,15 +176,15 @@ class Verifier:
         inputs, outputs = c.inputs, c.outputs
         if len(inputs) == 1 and len(outputs) == 1 and not c.captures:
             # the common case, looked up without Python-level hashing: by the specs' precomputed
-            # hashes, confirmed on the specs' keys (tuples compared in C); a miss or a hash
-            # collision takes the full key below
+            # hashes, confirmed by the identity of their interned keys; a miss, a hash collision or
+            # an equal key that is another object takes the full key below
             for n in inputs.values():
                 a = n.meta.get("spec")
             b = outputs[0].meta.get("spec")
             if type(a) is TensorSpec and type(b) is TensorSpec:
                 quick = (c.spelling, a._hash, b._hash)
                 hit = self._quick.get(quick)
-                if hit is not None and hit[0] == a._key and hit[1] == b._key:
+                if hit is not None and hit[0] is a._key and hit[1] is b._key:
                     self.hits += 1
                     return hit[2]
                 outcome = self._verify_keyed(c, gm)

@@ -31,22 +31,24 @@ def interpretive_only(patterns):
 
 @contextlib.contextmanager
 def counting_decisions(patterns, counts):
-    saved = [(s, s.compiled.anchored) for p in patterns for s in p.spellings if s.compiled is not None]
+    saved = [(s, s.compiled.scan) for p in patterns for s in p.spellings if s.compiled is not None]
 
-    def wrap(fn):
-        def counted(g):
-            out = fn(g)
-            counts["fallback" if out is FALLBACK else "decided"] += 1
+    def wrap(scan):
+        def counted(nodes):
+            out = scan(nodes)
+            deferred = sum(1 for _node, found in out if found is FALLBACK)
+            counts["fallback"] += deferred
+            counts["decided"] += len(nodes) - deferred
             return out
         return counted
 
-    for s, fn in saved:
-        s.compiled.anchored = wrap(fn)
+    for s, scan in saved:
+        s.compiled.scan = wrap(scan)
     try:
         yield
     finally:
-        for s, fn in saved:
-            s.compiled.anchored = fn
+        for s, scan in saved:
+            s.compiled.scan = scan
 
 
 def test_fuzzed_programs_match_the_same_with_and_without_generated_matchers():

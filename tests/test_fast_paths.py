@@ -1,0 +1,173 @@
+"""The pass's fast paths give exactly the general paths' answers.
+
+Pass speed comes from shortcuts: a generated scan over all anchors, a `clean` flag with which the
+generated matcher vouches for the structural rules, a verification lookup by spec hashes, a
+splice plan per replacement, counts read from FX's index. Each is checked here against the
+general code it stands in for.
+"""
+import itertools
+
+import pytest
+import torch.fx
+import ttnn
+
+import fusion
+from benchmarks.graphs import BENCH_PATTERN, synthetic_chain
+from fusion import Pattern, TensorSpec, fuzz
+from fusion.api import _count_calls, _scan_calls
+from fusion.compiled_matcher import FALLBACK
+from fusion.match import Candidate, Catalog, _rules, positions
+from fusion.report import Refusal
+from fusion.specs import UnknownSpec
+from fusion.verify import Verifier
+
+
+def _fuzzed_graphs(n=120):
+    for i in range(n):
+        gm, _specs = fuzz.build_program(fuzz.draw_program(23, i))
+        yield gm
+
+
+def test_the_scan_answers_like_the_one_anchor_matcher_for_every_anchor():
+    compared = 0
+    for gm in _fuzzed_graphs():
+        for p in fusion.default_patterns():
+            for s in p.spellings:
+                if s.compiled is None:
+                    continue
+                anchors = gm.graph.find_nodes(op="call_function", target=s.anchor.target)
+                one_by_one = [(n, s.compiled.fn(n)) for n in anchors]
+                expected = [(n, f) for n, f in one_by_one if f is not None]
+                got = s.compiled.scan(anchors)
+                assert [n for n, _ in got] == [n for n, _ in expected]
+                for (_, a), (_, b) in zip(got, expected):
+                    assert (a is FALLBACK) == (b is FALLBACK)
+                    if a is not FALLBACK:
+                        assert a[0] == b[0] and a[1] == b[1] and dict(a[2]) == dict(b[2]) and a[3] == b[3]
+                compared += len(anchors)
+    assert compared > 500
+
+
+def test_a_clean_match_passes_every_structural_rule():
+    # clean=True lets a match skip _rules: whenever the generated matcher says clean, the rules
+    # must find nothing to refuse (captures and the pattern's check aside, which still run)
+    vouched = refused_unclean = 0
+    for gm in _fuzzed_graphs():
+        pos = positions(gm.graph)
+        for p in fusion.default_patterns():
+            for s in p.spellings:
+                if s.compiled is None:
+                    continue
+                anchors = gm.graph.find_nodes(op="call_function", target=s.anchor.target)
+                for anchor, found in s.compiled.scan(anchors):
+                    if found is FALLBACK:
+                        continue
+                    calls, inputs, captures, clean = found
+                    nodes = sorted(calls, key=pos.__getitem__)
+                    c = Candidate(p, s, 0, dict(captures), inputs, [anchor], nodes, [], pos[nodes[0]], pos[anchor])
+                    # the structural part of _rules: run it without captures and check
+                    saved = p.captures, p.check
+                    p.captures, p.check = {}, None
+                    try:
+                        why = _rules(c, pos)
+                    finally:
+                        p.captures, p.check = saved
+                    if clean:
+                        assert why is None and not c.absorbed, (p.name, s.name, why)
+                        vouched += 1
+                    elif why is not None or c.absorbed:
+                        refused_unclean += 1
+    assert vouched > 100 and refused_unclean > 10, (vouched, refused_unclean)
+
+
+def _chain_graph(*, escape=False, deallocate=False, unknown=False):
+    g = torch.fx.Graph()
+    x = g.placeholder("x")
+    x.meta["spec"] = TensorSpec((1, 1, 32, 8))
+    a = g.call_function(ttnn.to_layout, (x, ttnn.ROW_MAJOR_LAYOUT))
+    b = g.call_function(ttnn.permute, (a, (3, 1, 2, 0)))
+    c = g.call_function(ttnn.to_layout, (b, ttnn.TILE_LAYOUT))
+    for n in (a, b, c):
+        n.meta["spec"] = TensorSpec((1, 1, 32, 8))
+    if unknown:
+        b.meta["spec"] = UnknownSpec("ttnn.permute")
+    outs = [c]
+    if escape:
+        outs.append(g.call_function(ttnn.relu, (a,)))
+    if deallocate:
+        g.call_function(ttnn.deallocate, (b,))
+    g.output(tuple(outs) if len(outs) > 1 else c)
+    return g, c
+
+
+@pytest.mark.parametrize("kind", ["escape", "deallocate", "unknown"])
+def test_the_generated_matcher_does_not_vouch_for_escapes_deallocates_or_unknown_specs(kind):
+    g, anchor = _chain_graph(**{kind: True})
+    calls, inputs, captures, clean = BENCH_PATTERN.spellings[0].compiled.fn(anchor)
+    assert not clean
+    g_ok, anchor_ok = _chain_graph()
+    assert BENCH_PATTERN.spellings[0].compiled.fn(anchor_ok)[3] is True
+
+
+def test_counts_from_fx_index_equal_a_walk_over_the_graph():
+    for gm in itertools.chain(_fuzzed_graphs(40), [synthetic_chain(2000, seed=3)]):
+        assert _count_calls(gm.graph) == _scan_calls(gm.graph)
+    traced = fusion.trace(lambda x: ttnn.to_layout(ttnn.relu(x), ttnn.ROW_MAJOR_LAYOUT), [TensorSpec((32, 32))])
+    assert _count_calls(traced.graph_module.graph) == _scan_calls(traced.graph_module.graph) == (2, 2)
+
+
+def test_refusal_reasons_are_one_line_exactly_as_split_and_join_make_them():
+    chars = ["a", " ", "\n", "\t", "\x0b", "\u2003", "\xa0", "\x1c", "b"]
+    for length in range(1, 5):
+        for t in itertools.product(chars, repeat=length):
+            text = "".join(t)
+            assert Refusal("p", "here", text).reason == " ".join(text.split()), repr(text)
+
+
+def test_two_patterns_with_one_name_are_two_verification_cases():
+    # the verifier's cache is keyed by the spelling itself: a pattern redefined under the same
+    # name (a notebook cell run twice with another replacement) never reuses the old verdict
+    def chain(x):
+        return ttnn.to_layout(ttnn.to_layout(x, ttnn.ROW_MAJOR_LAYOUT), ttnn.TILE_LAYOUT)
+
+    def good(x):
+        return ttnn.to_memory_config(x, ttnn.DRAM_MEMORY_CONFIG)
+
+    def bad(x):
+        return ttnn.relu(x)
+
+    verifier = Verifier()
+    specs = [TensorSpec((32, 32))]
+    first = fusion.fuse(chain, specs, patterns=[Pattern("round_trip", chain, good)], verifier=verifier)
+    second = fusion.fuse(chain, specs, patterns=[Pattern("round_trip", chain, bad)], verifier=verifier)
+    assert len(first.report.rewrites) == 1
+    assert second.report.rewrites == []
+    assert any("verification failed" in r.reason for r in second.report.refusals)
+
+
+def test_equal_specs_share_one_interned_key():
+    a = TensorSpec((1, 1, 32, 64), ttnn.bfloat16, ttnn.TILE_LAYOUT, ttnn.DRAM_MEMORY_CONFIG)
+    b = TensorSpec((1, 1, 32, 64), ttnn.bfloat16, ttnn.TILE_LAYOUT, ttnn.DRAM_MEMORY_CONFIG)
+    c = TensorSpec((1, 1, 32, 64), ttnn.bfloat16, ttnn.ROW_MAJOR_LAYOUT, ttnn.DRAM_MEMORY_CONFIG)
+    assert a is not b and a._key is b._key and a == b and hash(a) == hash(b)
+    assert c._key is not a._key and c != a
+
+
+def test_a_hash_collision_in_the_quick_lookup_falls_back_to_the_full_key(monkeypatch):
+    # two different specs forced onto one hash: the identity check on their keys must refuse the
+    # quick hit, and the full key must verify the second case on its own
+    gm = synthetic_chain(400, seed=9)
+    catalog = Catalog([BENCH_PATTERN])
+    verifier = Verifier()
+    cands = [c for c in catalog.find(gm.graph) if c.refusal is None]
+    first = cands[0]
+    outcome = verifier.verify(first, gm)
+    spec = first.inputs["x"].meta["spec"]
+    other = TensorSpec((1, 1, 64, 8), spec.dtype, spec.layout, spec.memory_config)
+    object.__setattr__(other, "_hash", spec._hash)  # the collision
+    second = cands[1]
+    second.inputs["x"].meta["spec"] = other
+    runs = verifier.runs
+    result = verifier.verify(second, gm)
+    assert verifier.runs == runs + 1, "a colliding hash must not be taken as a hit"
+    assert result is not outcome
