@@ -167,7 +167,9 @@ class _Generator:
         if v == "g0" and not self.anchor_checked:
             pass  # the caller took the anchor from FX's index of calls by target
         else:
-            self.emit(f"if not isinstance({v}, Node) or {v}.op != 'call_function' or {v}.target is not {t}: return None")
+            # a node whose target is this op is a call_function (the other kinds name their
+            # target with a string), so the identity check stands for the op check too
+            self.emit(f"if not isinstance({v}, Node) or {v}.target is not {t}: return None")
         if self.calls_bound:
             self.emit(f"if {' or '.join(f'{v} is {b}' for b in self.calls_bound)}: return None")
         self.bound[pn] = v
