@@ -400,7 +400,7 @@ def _one_round(gm, catalog: Catalog, verifier: Verifier, report: FusionReport, s
         r = outcome.replacement
         location = c.location
         removed += len(c.nodes) + len(c.absorbed)  # before splicing: it absorbs deallocates
-        new = splicer.splice(c, r, location)
+        new = splicer.splice(c, r)
         removed -= len(new)
         feed = feeds.get(id(r))
         if feed is None:

@@ -59,7 +59,7 @@ class Splicer:
                         graph.erase_node(u)
                         after = moved
 
-    def _in_place(self, c: Candidate, r: Replacement, location: str) -> list[torch.fx.Node] | None:
+    def _in_place(self, c: Candidate, r: Replacement) -> list[torch.fx.Node] | None:
         """A one-call replacement whose output is the match's only output: retarget the last
         matched node instead of creating a node and rewiring its users (the common case, and
         the cheapest FX edit)."""
@@ -67,12 +67,15 @@ class Splicer:
             return None
         rn = r.calls[0]
         node = c.nodes[-1]
-        env = {n: self.current(c.inputs[n.target]) for n in r.placeholders}
-        if r.constants:
-            with self.graph.inserting_before(node):
-                for n in r.constants:
-                    env[n] = self._copy_attr(n, r.root)
-        args, kwargs = map_args(rn.args, env.__getitem__), map_args(rn.kwargs, env.__getitem__)
+        if r.in_place_plan is not None and not self.renamed:
+            args, kwargs = r.in_place_plan(c.inputs)  # generated once per replacement
+        else:
+            env = {n: self.current(c.inputs[n.target]) for n in r.placeholders}
+            if r.constants:
+                with self.graph.inserting_before(node):
+                    for n in r.constants:
+                        env[n] = self._copy_attr(n, r.root)
+            args, kwargs = map_args(rn.args, env.__getitem__), map_args(rn.kwargs, env.__getitem__)
         node.target = rn.target
         node.args = args
         if kwargs or node.kwargs:  # each FX assignment re-indexes users: skip the no-op one
@@ -80,42 +83,19 @@ class Splicer:
         meta = node.meta
         meta["spec"] = rn.meta.get("spec")
         meta["fused_by"] = c.pattern.name
-        meta["location"] = location
+        meta["location"] = c.location
         meta.pop("_bound", None)
         return [node]
 
-    def splice(self, c: Candidate, r: Replacement, location: str | None = None) -> list[torch.fx.Node]:
+    def splice(self, c: Candidate, r: Replacement) -> list[torch.fx.Node]:
         graph = self.graph
-        location = location if location is not None else c.location
-        nodes = c.nodes
-        node = nodes[-1]
-        plan = r.in_place_plan
-        if plan is not None and c.outputs[0] is node and len(c.outputs) == 1 and not self.renamed and not c.absorbed:
-            # the common case, with the argument mapping generated once per replacement: the
-            # same edits as _in_place below
-            target, build = plan
-            args, kwargs = build(c.inputs)
-            node.target = target
-            node.args = args
-            if kwargs or node.kwargs:
-                node.kwargs = kwargs
-            # the node keeps its spec: verification made the replacement's output spec equal to
-            # it; its cached binding (node_bound) sees the new args and goes stale by itself
-            meta = node.meta
-            meta["fused_by"] = c.pattern.name
-            meta["location"] = location
-            if c.last_pos - c.first_pos + 1 != len(nodes):  # else no other node sits inside the span
-                self._move_input_deallocates(c, node)
-            for n in nodes[-2::-1]:
-                graph.erase_node(n)
-            return [node]
-        created = self._in_place(c, r, location)
+        created = self._in_place(c, r)
         if created is not None:
             if c.last_pos - c.first_pos + 1 != len(c.nodes):  # else no other node sits inside the span
                 self._move_input_deallocates(c, created[-1])
             for d in c.absorbed:
                 graph.erase_node(d)
-            for n in reversed(c.nodes[:-1]):
+            for n in c.nodes[-2::-1]:
                 graph.erase_node(n)
             return created
         last = c.nodes[-1]
@@ -130,7 +110,7 @@ class Splicer:
                 elif rn.op == "call_function":
                     new = graph.call_function(rn.target, map_args(rn.args, env.__getitem__), map_args(rn.kwargs, env.__getitem__))
                     new.meta["spec"] = rn.meta.get("spec")
-                    new.meta["location"] = location
+                    new.meta["location"] = c.location
                     new.meta["source_fn"] = c.nodes[0].meta.get("source_fn")
                     new.meta["fused_by"] = c.pattern.name
                     env[rn] = new
@@ -148,11 +128,11 @@ class Splicer:
 
 
 def in_place_plan(r: Replacement):
-    """(target, build) for a one-call replacement without constants whose call is its
-    output: `build(inputs)` maps the match's inputs (name -> graph node) to the call's
-    (args, kwargs) with generated code, so a splice does no recursive argument mapping. None
-    when the replacement has another form or its arguments hold more than inputs and plain
-    literals (Splicer._in_place and the general splice handle those)."""
+    """For a one-call replacement without constants whose call is its output: a function
+    mapping the match's inputs (name -> graph node) to the call's (args, kwargs), generated so
+    that a splice does no recursive argument mapping. None when the replacement has another
+    form or its arguments hold more than inputs and plain literals (Splicer._in_place then maps
+    them itself)."""
     if r.constants or len(r.calls) != 1 or r.outputs[0] is not r.calls[0]:
         return None
     rn = r.calls[0]
@@ -180,4 +160,4 @@ def in_place_plan(r: Replacement):
         return None
     src = f"def build(i):\n    return ({args}), {{{kwargs}}}\n"
     exec(compile(src, "<ttfuse splice>", "exec"), consts)
-    return rn.target, consts["build"]
+    return consts["build"]
