@@ -80,11 +80,11 @@ class Splicer:
         node.args = args
         if kwargs or node.kwargs:  # each FX assignment re-indexes users: skip the no-op one
             node.kwargs = kwargs
+        # the node keeps its spec: verification made the replacement's output spec equal to it;
+        # its cached binding (match.node_bound) is keyed by the args object, which just changed
         meta = node.meta
-        meta["spec"] = rn.meta.get("spec")
         meta["fused_by"] = c.pattern.name
         meta["location"] = c.location
-        meta.pop("_bound", None)
         return [node]
 
     def splice(self, c: Candidate, r: Replacement) -> list[torch.fx.Node]:
