@@ -15,6 +15,7 @@ if [ "$rc" -eq 5 ]; then
 fi
 # repeat pytest's summary as the last line (native libraries may log after it at exit)
 summary=$(grep -E "^=*.* (passed|failed|error|errors|skipped|no tests ran)( |,|$).* in [0-9.]+s" "$log" | tail -1)
-[ -n "$summary" ] && echo "$summary"
+# (after a newline: native exit messages may end without one, and the summary must stand alone on its line)
+[ -n "$summary" ] && printf '\n%s\n' "$summary"
 rm -f "$log"
 exit $rc
