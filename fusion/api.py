@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import collections
 import gc
-import inspect
 import operator
 import os
 import time
@@ -11,18 +10,17 @@ from typing import Any, Iterable
 
 import torch
 import torch.fx
-import ttnn
 
 from . import ttnn_ops
 from .errors import InputError, VerificationError
 from .log import logger
 from .match import Catalog, in_anchor_order, positions, resolve_overlaps
 from .pattern import Pattern
-from .reference import ReferenceRunner, to_torch_value
+from .reference import ReferenceRunner
 from .report import FusionReport, Refusal, Rewrite
 from .rewrite import Splicer
-from .specs import TensorSpec, spec_from_value
-from .trace import Traced, model_callable, trace
+from .specs import TensorSpec
+from .trace import Traced, trace
 from .verify import Verifier
 
 _SHARED_VERIFIER: Verifier | None = None

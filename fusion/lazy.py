@@ -3,7 +3,6 @@ distinct input-spec signature (decode and prefill shapes of one model give two g
 from __future__ import annotations
 
 import inspect
-from typing import Any
 
 import ttnn
 

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import itertools
 import operator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterable
 
 import torch.fx
 
 from . import ttnn_ops
 from .compiled_matcher import FALLBACK, _SIMPLE, definitely_differs, plainly_equal
-from .pattern import MatchView, Pattern, PNode, Spelling, bind_call
+from .pattern import MatchView, Pattern, Spelling, bind_call
 from .specs import TensorSpec, UnknownSpec
 
 

@@ -11,7 +11,6 @@ each distinct case once.
 from __future__ import annotations
 
 import hashlib
-import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +20,7 @@ import torch.fx
 import ttnn
 
 from . import ttnn_ops
-from .match import Candidate, literal_of
+from .match import Candidate
 from .reference import NoReference, ReferenceRunner, _TORCH_DTYPES, round_to
 from .specs import TensorSpec, UnknownSpec
 from .trace import trace_function
