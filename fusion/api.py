@@ -14,7 +14,7 @@ import torch.fx
 from . import ttnn_ops
 from .errors import InputError, VerificationError
 from .log import logger
-from .match import Catalog, in_anchor_order, positions, resolve_overlaps
+from .match import Catalog, in_anchor_order, resolve_overlaps
 from .pattern import Pattern
 from .reference import ReferenceRunner
 from .report import FusionReport, Refusal, Rewrite
@@ -339,7 +339,6 @@ def _one_round(gm, catalog: Catalog, verifier: Verifier, report: FusionReport, s
     graph = gm.graph
     t = time.perf_counter()
     verify_seconds = verifier.seconds
-    pos = positions(graph)
     # each candidate is verified as it is found, while its nodes are still in the CPU's caches
     # (on a 50k-node graph a second pass over the candidates costs more than the lookups)
     streams: list = []
@@ -347,7 +346,7 @@ def _one_round(gm, catalog: Catalog, verifier: Verifier, report: FusionReport, s
     matched: set = set()  # nodes of viable candidates: if none is in two, no overlap to resolve
     size = 0
     last_note = t
-    for i, c in enumerate(catalog.iter_find(graph, pos, only, streams)):
+    for i, c in enumerate(catalog.iter_find(graph, only, streams)):
         if not i & 255:
             now = time.perf_counter()
             if now - last_note > 2.0:  # long verification (large weights): say where it is
@@ -374,7 +373,7 @@ def _one_round(gm, catalog: Catalog, verifier: Verifier, report: FusionReport, s
         matched.update(c.nodes)
         size += len(c.nodes)
     if len(streams) > 1:
-        viable = in_anchor_order(viable, pos)  # the order one walk over the anchors gives
+        viable = in_anchor_order(viable)  # the order one walk over the anchors gives
     verified = verifier.seconds - verify_seconds  # reference checks actually run
     seconds["verify"] = seconds.get("verify", 0.0) + verified
     seconds["match"] = seconds.get("match", 0.0) + time.perf_counter() - t - verified
@@ -388,7 +387,7 @@ def _one_round(gm, catalog: Catalog, verifier: Verifier, report: FusionReport, s
             c.pattern.name, c.location,
             f"overlaps {winner.pattern.name} at {winner.location}, which was kept (larger or earlier match)",
             c.spelling.name))
-    splicer = Splicer(gm, pos)
+    splicer = Splicer(gm)
     created: list = []
     rewrites = report.rewrites
     removed = 0

@@ -13,7 +13,6 @@ earlier position in the graph, then catalog order. A candidate that loses is rep
 """
 from __future__ import annotations
 
-import itertools
 import operator
 from dataclasses import dataclass
 from typing import Any, Iterable
@@ -41,8 +40,10 @@ class Candidate:
     outputs: list  # graph nodes, in pattern output order
     nodes: list  # matched graph call nodes, graph order
     absorbed: list | tuple  # deallocates of matched intermediates
-    first_pos: int
-    last_pos: int
+    # the first and last matched call: FX nodes order by graph position (their `<` compares
+    # FX's own sort keys in C), so no index of positions is needed
+    first: torch.fx.Node
+    last: torch.fx.Node
     location: str = "<unknown>:0"  # the first matched call's, read when the match is found (see _located)
     refusal: str | None = None
     # filled in by verify: the (shared) verification outcome
@@ -56,10 +57,6 @@ class Candidate:
     @property
     def output_specs(self) -> list:
         return [n.meta.get("spec") for n in self.outputs]
-
-
-def positions(graph: torch.fx.Graph) -> dict:
-    return dict(zip(graph.nodes, itertools.count()))
 
 
 def node_bound(node: torch.fx.Node) -> dict | None:
@@ -238,13 +235,13 @@ def _spec_problem(n: torch.fx.Node) -> str | None:
 
 
 def _candidate(pattern: Pattern, spelling: Spelling, pindex: int, captures: dict, inputs: dict, outputs: list,
-               calls: list, pos: dict) -> Candidate:
+               calls: list) -> Candidate:
     """A structural match as a candidate, with its rules checked (calls in graph order)."""
     if len(calls) > 1:
-        calls.sort(key=pos.__getitem__)
-    cand = Candidate(pattern, spelling, pindex, captures, inputs, outputs, calls, [], pos[calls[0]], pos[calls[-1]],
+        calls.sort()
+    cand = Candidate(pattern, spelling, pindex, captures, inputs, outputs, calls, [], calls[0], calls[-1],
                      _located(calls[0]))
-    cand.refusal = _rules(cand, pos)
+    cand.refusal = _rules(cand)
     return cand
 
 
@@ -253,22 +250,22 @@ def _located(node: torch.fx.Node) -> str:
     return node.meta.get("location", "<unknown>:0")
 
 
-def _fast_candidate(pattern: Pattern, spelling: Spelling, pindex: int, anchor, found, pos: dict) -> Candidate:
+def _fast_candidate(pattern: Pattern, spelling: Spelling, pindex: int, anchor, found) -> Candidate:
     """A candidate from a generated matcher's answer. When that matcher vouched for the
     structural rules (`clean`), only the pattern's own constraints and check remain."""
     calls, inputs, captures, clean = found
     if not clean:
-        return _candidate(pattern, spelling, pindex, captures, inputs, [anchor], calls, pos)
+        return _candidate(pattern, spelling, pindex, captures, inputs, [anchor], calls)
     if len(calls) > 1 and not spelling.compiled.in_graph_order:
-        calls.sort(key=pos.__getitem__)
-    cand = Candidate(pattern, spelling, pindex, captures, inputs, [anchor], calls, (), pos[calls[0]], pos[anchor],
+        calls.sort()
+    cand = Candidate(pattern, spelling, pindex, captures, inputs, [anchor], calls, (), calls[0], anchor,
                      _located(calls[0]))  # absorbed: () as a clean match has no deallocate to take along
     if pattern.captures or pattern.check is not None:
         cand.refusal = _pattern_rules(cand)
     return cand
 
 
-def _interpret(pattern: Pattern, spelling: Spelling, pindex: int, anchor: torch.fx.Node, pos: dict) -> Candidate | None:
+def _interpret(pattern: Pattern, spelling: Spelling, pindex: int, anchor: torch.fx.Node) -> Candidate | None:
     m = _Matcher(spelling)
     try:
         ok = m.node(spelling.outputs[0], anchor)
@@ -277,7 +274,7 @@ def _interpret(pattern: Pattern, spelling: Spelling, pindex: int, anchor: torch.
     except _NonConstant as nc:
         # the structure matched up to a capture the graph computes at run time
         where = f" (computed by {nc.node.name} at {nc.node.meta.get('location', '?')})" if nc.node is not None else ""
-        cand = _partial_candidate(pattern, spelling, pindex, m, anchor, pos)
+        cand = _partial_candidate(pattern, spelling, pindex, m, anchor)
         cand.refusal = f"capture {nc.capture} is not a constant{where}; the fused op needs it at trace time"
         return cand
     if not ok:
@@ -298,17 +295,17 @@ def _interpret(pattern: Pattern, spelling: Spelling, pindex: int, anchor: torch.
         if g is None:
             return None
         inputs[name] = g
-    return _candidate(pattern, spelling, pindex, m.captures, inputs, [env[o] for o in spelling.outputs], calls, pos)
+    return _candidate(pattern, spelling, pindex, m.captures, inputs, [env[o] for o in spelling.outputs], calls)
 
 
-def _partial_candidate(pattern, spelling, pindex, m, anchor, pos) -> Candidate:
-    nodes = sorted((g for g in m.env.values() if isinstance(g, torch.fx.Node) and g.op == "call_function"), key=pos.__getitem__) or [anchor]
+def _partial_candidate(pattern, spelling, pindex, m, anchor) -> Candidate:
+    nodes = sorted(g for g in m.env.values() if isinstance(g, torch.fx.Node) and g.op == "call_function") or [anchor]
     return Candidate(pattern=pattern, spelling=spelling, pattern_index=pindex, captures=m.captures,
-                     inputs={}, outputs=[anchor], nodes=nodes, absorbed=[], first_pos=pos[nodes[0]],
-                     last_pos=pos[nodes[-1]], location=_located(nodes[0]))
+                     inputs={}, outputs=[anchor], nodes=nodes, absorbed=[], first=nodes[0], last=nodes[-1],
+                     location=_located(nodes[0]))
 
 
-def _rules(c: Candidate, pos: dict) -> str | None:
+def _rules(c: Candidate) -> str | None:
     p = c.pattern
     for name in p.captures:
         why = p.constraint_failure(name, c.captures.get(name))
@@ -328,7 +325,7 @@ def _rules(c: Candidate, pos: dict) -> str | None:
             if g not in outputs:
                 return (f"intermediate {g.name} ({ttnn_ops.op_name(g.target)}, {g.meta.get('location', '?')}) "
                         f"is also used by {u.name} ({u.meta.get('location', '?')}); fusing would lose it")
-            if pos[u] < c.last_pos:
+            if u < c.last:
                 return f"output {g.name} is used by {u.name} before the end of the matched chain"
     inputs = c.inputs.values()
     for name, g in c.inputs.items():
@@ -394,15 +391,14 @@ class Catalog:
         # by id, for per-node membership tests (the patterns keep the targets alive)
         self.target_ids = frozenset(map(id, self.targets))
 
-    def find(self, graph: torch.fx.Graph, pos: dict | None = None, only: set | None = None) -> list[Candidate]:
+    def find(self, graph: torch.fx.Graph, only: set | None = None) -> list[Candidate]:
         """Candidates anchored anywhere in the graph (or only at the nodes in `only`), in the
         order of their anchors in the graph, then of the catalog."""
-        pos = pos if pos is not None else positions(graph)
         streams: list = []
-        out = list(self.iter_find(graph, pos, only, streams))
-        return in_anchor_order(out, pos) if len(streams) > 1 else out
+        out = list(self.iter_find(graph, only, streams))
+        return in_anchor_order(out) if len(streams) > 1 else out
 
-    def iter_find(self, graph: torch.fx.Graph, pos: dict, only: set | None = None, streams: list | None = None):
+    def iter_find(self, graph: torch.fx.Graph, only: set | None = None, streams: list | None = None):
         """The candidates of `find`, yielded as they are found (the verifier then reads a match's
         nodes and specs while they are still in the CPU's caches): spelling by spelling, each in
         anchor order. `streams` gets one entry per spelling that yielded something; with more
@@ -410,12 +406,12 @@ class Catalog:
         for target in self.anchor_targets:
             if only is None:
                 # FX indexes nodes by target: visit only the calls some pattern is anchored at
-                nodes = graph.find_nodes(op="call_function", target=target, sort=False)
+                # (in graph order: FX sorts them by node order)
+                nodes = graph.find_nodes(op="call_function", target=target)
             else:
-                nodes = [n for n in only if n.target is target and n.op == "call_function" and n in pos]
+                nodes = sorted(n for n in only if n.target is target and n.op == "call_function")
             if not nodes:
                 continue
-            nodes.sort(key=pos.__getitem__)
             for i, p, s in self.index[id(target)]:
                 first = True
                 fast = s.compiled
@@ -427,7 +423,7 @@ class Catalog:
                         for node, found in fast.scan(nodes[start:start + _SCAN_CHUNK]):
                             if found is None:  # a literal _miss settled on the way
                                 continue
-                            c = _fast_candidate(p, s, i, node, found, pos) if found is not FALLBACK else _interpret(p, s, i, node, pos)
+                            c = _fast_candidate(p, s, i, node, found) if found is not FALLBACK else _interpret(p, s, i, node)
                             if c is not None:
                                 if first and streams is not None:
                                     streams.append(s)
@@ -436,7 +432,7 @@ class Catalog:
                 else:
                     for node in nodes:
                         if _anchor_may_match(s.anchor, node):
-                            c = _interpret(p, s, i, node, pos)
+                            c = _interpret(p, s, i, node)
                             if c is not None:
                                 if first and streams is not None:
                                     streams.append(s)
@@ -444,13 +440,14 @@ class Catalog:
                                 yield c
 
 
-def in_anchor_order(cands: list, pos: dict) -> list:
+def in_anchor_order(cands: list) -> list:
     """Candidates from several spellings interleaved as one walk over the anchors would find
     them (the sort is stable: catalog order among candidates at one anchor)."""
-    return sorted(cands, key=lambda c: pos[c.outputs[0]])
+    return sorted(cands, key=_ANCHOR)
 
 
-_FIRST_POS = operator.attrgetter("first_pos")
+_FIRST = operator.attrgetter("first")
+_ANCHOR = lambda c: c.outputs[0]  # noqa: E731
 _SCAN_CHUNK = 64
 
 
@@ -464,8 +461,8 @@ def resolve_overlaps(cands: list[Candidate], may_overlap: bool | None = None
             taken_once.update(c.nodes)
         may_overlap = len(taken_once) != sum(len(c.nodes) for c in cands)
     if not may_overlap:  # no node in two candidates (the common case): all are kept
-        return sorted(cands, key=_FIRST_POS), []
-    order = sorted(cands, key=lambda c: (-len(c.nodes), c.first_pos, c.pattern_index))
+        return sorted(cands, key=_FIRST), []
+    order = sorted(cands, key=lambda c: (-len(c.nodes), c.first, c.pattern_index))
     taken: dict = {}
     kept, lost = [], []
     for c in order:
@@ -476,5 +473,5 @@ def resolve_overlaps(cands: list[Candidate], may_overlap: bool | None = None
             kept.append(c)
         else:
             lost.append((c, clash))
-    kept.sort(key=lambda c: c.first_pos)
+    kept.sort(key=_FIRST)
     return kept, lost

@@ -18,10 +18,9 @@ from .verify import Replacement
 
 
 class Splicer:
-    def __init__(self, gm: torch.fx.GraphModule, pos: dict):
+    def __init__(self, gm: torch.fx.GraphModule):
         self.gm = gm
         self.graph = gm.graph
-        self.pos = pos
         self.renamed: dict = {}  # replaced output node -> its replacement
         self._n_attrs = 0
 
@@ -51,8 +50,7 @@ class Splicer:
             g = self.current(g)
             for u in list(g.users):
                 if u.op == "call_function" and ttnn_ops.is_deallocate(u.target):
-                    p = self.pos.get(u)
-                    if p is not None and c.first_pos < p < c.last_pos:
+                    if c.first < u < c.last:
                         with graph.inserting_after(after):
                             moved = graph.call_function(u.target, u.args, u.kwargs)
                         moved.meta.update(u.meta)
@@ -91,7 +89,7 @@ class Splicer:
         graph = self.graph
         created = self._in_place(c, r)
         if created is not None:
-            if c.last_pos - c.first_pos + 1 != len(c.nodes):  # else no other node sits inside the span
+            if not _contiguous(c.nodes):  # else no other node sits inside the span
                 self._move_input_deallocates(c, created[-1])
             for d in c.absorbed:
                 graph.erase_node(d)
@@ -125,6 +123,11 @@ class Splicer:
         for n in reversed(c.nodes):
             graph.erase_node(n)
         return created
+
+
+def _contiguous(nodes: list) -> bool:
+    """Whether the matched calls (in graph order) follow each other with nothing in between."""
+    return all(a.next is b for a, b in zip(nodes, nodes[1:]))
 
 
 def in_place_plan(r: Replacement):

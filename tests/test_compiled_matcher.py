@@ -14,7 +14,7 @@ from fusion.match import Catalog
 def _summary(cands):
     return sorted((c.pattern.name, c.spelling.name, tuple(n.name for n in c.nodes), repr(sorted(c.captures.items())),
                    tuple(sorted((k, n.name) for k, n in c.inputs.items())), tuple(n.name for n in c.absorbed),
-                   c.first_pos, c.last_pos, c.refusal or "") for c in cands)
+                   c.first.name, c.last.name, c.refusal or "") for c in cands)
 
 
 @contextlib.contextmanager

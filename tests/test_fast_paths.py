@@ -16,7 +16,7 @@ from benchmarks.graphs import BENCH_PATTERN, synthetic_chain
 from fusion import Pattern, TensorSpec, fuzz
 from fusion.api import _count_calls, _scan_calls
 from fusion.compiled_matcher import FALLBACK
-from fusion.match import Candidate, Catalog, _rules, positions
+from fusion.match import Candidate, Catalog, _rules
 from fusion.report import Refusal
 from fusion.specs import UnknownSpec
 from fusion.verify import Verifier
@@ -53,7 +53,6 @@ def test_a_clean_match_passes_every_structural_rule():
     # must find nothing to refuse (captures and the pattern's check aside, which still run)
     vouched = refused_unclean = 0
     for gm in _fuzzed_graphs():
-        pos = positions(gm.graph)
         for p in fusion.default_patterns():
             for s in p.spellings:
                 if s.compiled is None:
@@ -63,13 +62,13 @@ def test_a_clean_match_passes_every_structural_rule():
                     if found is FALLBACK:
                         continue
                     calls, inputs, captures, clean = found
-                    nodes = sorted(calls, key=pos.__getitem__)
-                    c = Candidate(p, s, 0, dict(captures), inputs, [anchor], nodes, [], pos[nodes[0]], pos[anchor])
+                    nodes = sorted(calls)
+                    c = Candidate(p, s, 0, dict(captures), inputs, [anchor], nodes, [], nodes[0], anchor)
                     # the structural part of _rules: run it without captures and check
                     saved = p.captures, p.check
                     p.captures, p.check = {}, None
                     try:
-                        why = _rules(c, pos)
+                        why = _rules(c)
                     finally:
                         p.captures, p.check = saved
                     if clean:
