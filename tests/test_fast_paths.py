@@ -170,3 +170,25 @@ def test_a_hash_collision_in_the_quick_lookup_falls_back_to_the_full_key(monkeyp
     result = verifier.verify(second, gm)
     assert verifier.runs == runs + 1, "a colliding hash must not be taken as a hit"
     assert result is not outcome
+
+
+def test_a_deallocate_moved_by_one_splice_moves_again_past_a_later_fused_op_that_reads_it():
+    # two interleaved chains on one input, freed between them: the first splice moves the
+    # deallocate after its fused op, which is still inside the second chain's span
+    rm, tile, dims = ttnn.ROW_MAJOR_LAYOUT, ttnn.TILE_LAYOUT, (3, 1, 2, 0)
+
+    def model(x):
+        a1 = ttnn.to_layout(x, rm)
+        b1 = ttnn.to_layout(x, rm)
+        ttnn.deallocate(x)
+        a2 = ttnn.permute(a1, dims)
+        b2 = ttnn.permute(b1, dims)
+        a3 = ttnn.to_layout(a2, tile)
+        b3 = ttnn.to_layout(b2, tile)
+        return a3, b3
+
+    fused = fusion.fuse(model, [TensorSpec((1, 1, 32, 8))], patterns=[BENCH_PATTERN])
+    assert len(fused.report.rewrites) == 2
+    calls = [n for n in fused.graph_module.graph.nodes if n.op == "call_function"]
+    names = [getattr(n.target, "__name__", str(n.target)) for n in calls]
+    assert names == ["bench_fused", "bench_fused", "ttnn.deallocate"], names
