@@ -45,6 +45,9 @@ class Candidate:
     first: torch.fx.Node
     last: torch.fx.Node
     location: str = "<unknown>:0"  # the first matched call's, read when the match is found (see _located)
+    # nothing else between the matched calls when found (and nothing can be spliced in between
+    # later: a splice inserts only next to its own nodes); read while the nodes are hot
+    contiguous: bool = False
     refusal: str | None = None
     # filled in by verify: the (shared) verification outcome
     outcome: Any = None
@@ -240,9 +243,19 @@ def _candidate(pattern: Pattern, spelling: Spelling, pindex: int, captures: dict
     if len(calls) > 1:
         calls.sort()
     cand = Candidate(pattern, spelling, pindex, captures, inputs, outputs, calls, [], calls[0], calls[-1],
-                     _located(calls[0]))
+                     _located(calls[0]), _contiguous(calls))
     cand.refusal = _rules(cand)
     return cand
+
+
+def _contiguous(nodes: list) -> bool:
+    """Whether calls in graph order follow each other with nothing in between."""
+    prev = nodes[0]
+    for n in nodes[1:]:
+        if prev.next is not n:
+            return False
+        prev = n
+    return True
 
 
 def _located(node: torch.fx.Node) -> str:
@@ -259,7 +272,7 @@ def _fast_candidate(pattern: Pattern, spelling: Spelling, pindex: int, anchor, f
     if len(calls) > 1 and not spelling.compiled.in_graph_order:
         calls.sort()
     cand = Candidate(pattern, spelling, pindex, captures, inputs, [anchor], calls, (), calls[0], anchor,
-                     _located(calls[0]))  # absorbed: () as a clean match has no deallocate to take along
+                     _located(calls[0]), _contiguous(calls))  # absorbed: () as a clean match has no deallocate to take along
     if pattern.captures or pattern.check is not None:
         cand.refusal = _pattern_rules(cand)
     return cand

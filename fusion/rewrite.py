@@ -89,7 +89,7 @@ class Splicer:
         graph = self.graph
         created = self._in_place(c, r)
         if created is not None:
-            if not _contiguous(c.nodes):  # else no other node sits inside the span
+            if not c.contiguous:  # else no other node sits inside the span
                 self._move_input_deallocates(c, created[-1])
             for d in c.absorbed:
                 graph.erase_node(d)
@@ -123,11 +123,6 @@ class Splicer:
         for n in reversed(c.nodes):
             graph.erase_node(n)
         return created
-
-
-def _contiguous(nodes: list) -> bool:
-    """Whether the matched calls (in graph order) follow each other with nothing in between."""
-    return all(a.next is b for a, b in zip(nodes, nodes[1:]))
 
 
 def in_place_plan(r: Replacement):
