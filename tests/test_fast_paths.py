@@ -28,23 +28,27 @@ def _fuzzed_graphs(n=120):
         yield gm
 
 
-def test_the_scan_answers_like_the_one_anchor_matcher_for_every_anchor():
-    compared = 0
+def _generated_spellings_and_anchors():
+    """(pattern, spelling, its anchors) for every generated spelling on every fuzzed graph."""
     for gm in _fuzzed_graphs():
         for p in fusion.default_patterns():
             for s in p.spellings:
-                if s.compiled is None:
-                    continue
-                anchors = gm.graph.find_nodes(op="call_function", target=s.anchor.target)
-                one_by_one = [(n, s.compiled.fn(n)) for n in anchors]
-                expected = [(n, f) for n, f in one_by_one if f is not None]
-                got = s.compiled.scan(anchors)
-                assert [n for n, _ in got] == [n for n, _ in expected]
-                for (_, a), (_, b) in zip(got, expected):
-                    assert (a is FALLBACK) == (b is FALLBACK)
-                    if a is not FALLBACK:
-                        assert a[0] == b[0] and a[1] == b[1] and dict(a[2]) == dict(b[2]) and a[3] == b[3]
-                compared += len(anchors)
+                if s.compiled is not None:
+                    yield p, s, gm.graph.find_nodes(op="call_function", target=s.anchor.target)
+
+
+def test_the_scan_answers_like_the_one_anchor_matcher_for_every_anchor():
+    compared = 0
+    for _p, s, anchors in _generated_spellings_and_anchors():
+        one_by_one = [(n, s.compiled.fn(n)) for n in anchors]
+        expected = [(n, f) for n, f in one_by_one if f is not None]
+        got = s.compiled.scan(anchors)
+        assert [n for n, _ in got] == [n for n, _ in expected]
+        for (_, a), (_, b) in zip(got, expected):
+            assert (a is FALLBACK) == (b is FALLBACK)
+            if a is not FALLBACK:
+                assert a[0] == b[0] and a[1] == b[1] and dict(a[2]) == dict(b[2]) and a[3] == b[3]
+        compared += len(anchors)
     assert compared > 500
 
 
@@ -52,30 +56,25 @@ def test_a_clean_match_passes_every_structural_rule():
     # clean=True lets a match skip _rules: whenever the generated matcher says clean, the rules
     # must find nothing to refuse (captures and the pattern's check aside, which still run)
     vouched = refused_unclean = 0
-    for gm in _fuzzed_graphs():
-        for p in fusion.default_patterns():
-            for s in p.spellings:
-                if s.compiled is None:
-                    continue
-                anchors = gm.graph.find_nodes(op="call_function", target=s.anchor.target)
-                for anchor, found in s.compiled.scan(anchors):
-                    if found is FALLBACK:
-                        continue
-                    calls, inputs, captures, clean = found
-                    nodes = sorted(calls)
-                    c = Candidate(p, s, 0, dict(captures), inputs, [anchor], nodes, [], nodes[0], anchor)
-                    # the structural part of _rules: run it without captures and check
-                    saved = p.captures, p.check
-                    p.captures, p.check = {}, None
-                    try:
-                        why = _rules(c)
-                    finally:
-                        p.captures, p.check = saved
-                    if clean:
-                        assert why is None and not c.absorbed, (p.name, s.name, why)
-                        vouched += 1
-                    elif why is not None or c.absorbed:
-                        refused_unclean += 1
+    for p, s, anchors in _generated_spellings_and_anchors():
+        for anchor, found in s.compiled.scan(anchors):
+            if found is FALLBACK:
+                continue
+            calls, inputs, captures, clean = found
+            nodes = sorted(calls)
+            c = Candidate(p, s, 0, dict(captures), inputs, [anchor], nodes, [], nodes[0], anchor)
+            # the structural part of _rules: run it without captures and check
+            saved = p.captures, p.check
+            p.captures, p.check = {}, None
+            try:
+                why = _rules(c)
+            finally:
+                p.captures, p.check = saved
+            if clean:
+                assert why is None and not c.absorbed, (p.name, s.name, why)
+                vouched += 1
+            elif why is not None or c.absorbed:
+                refused_unclean += 1
     assert vouched > 100 and refused_unclean > 10, (vouched, refused_unclean)
 
 
