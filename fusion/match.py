@@ -320,10 +320,9 @@ def _partial_candidate(pattern, spelling, pindex, m, anchor) -> Candidate:
 
 def _rules(c: Candidate) -> str | None:
     p = c.pattern
-    for name in p.captures:
-        why = p.constraint_failure(name, c.captures.get(name))
-        if why:
-            return why
+    why = _capture_problem(c)
+    if why:
+        return why
     nodes = c.nodes
     matched = set(nodes)
     outputs = c.outputs
@@ -354,12 +353,16 @@ def _rules(c: Candidate) -> str | None:
 def _pattern_rules(c: Candidate) -> str | None:
     """The pattern's own rules (capture constraints, then its check), in `_rules`' order, for a
     match whose structural rules are known to pass."""
+    return _capture_problem(c) or (_check(c) if c.pattern.check is not None else None)
+
+
+def _capture_problem(c: Candidate) -> str | None:
     p = c.pattern
     for name in p.captures:
         why = p.constraint_failure(name, c.captures.get(name))
         if why:
             return why
-    return _check(c) if p.check is not None else None
+    return None
 
 
 def _check(c: Candidate) -> str | None:
@@ -427,30 +430,33 @@ class Catalog:
                 continue
             for i, p, s in self.index[id(target)]:
                 first = True
-                fast = s.compiled
-                if fast is not None:
-                    # most anchors end in the generated scan: no candidate, no Python call. It
-                    # scans a chunk at a time so that a match's nodes are still in the CPU's
-                    # caches when its candidate is built and verified
-                    for start in range(0, len(nodes), _SCAN_CHUNK):
-                        for node, found in fast.scan(nodes[start:start + _SCAN_CHUNK]):
-                            if found is None:  # a literal _miss settled on the way
-                                continue
-                            c = _fast_candidate(p, s, i, node, found) if found is not FALLBACK else _interpret(p, s, i, node)
-                            if c is not None:
-                                if first and streams is not None:
-                                    streams.append(s)
-                                    first = False
-                                yield c
-                else:
-                    for node in nodes:
-                        if _anchor_may_match(s.anchor, node):
-                            c = _interpret(p, s, i, node)
-                            if c is not None:
-                                if first and streams is not None:
-                                    streams.append(s)
-                                    first = False
-                                yield c
+                for c in _spelling_candidates(i, p, s, nodes):
+                    if first and streams is not None:
+                        streams.append(s)
+                        first = False
+                    yield c
+
+
+def _spelling_candidates(i: int, p: Pattern, s: Spelling, nodes: list):
+    """The candidates of one spelling at these anchors (graph order)."""
+    fast = s.compiled
+    if fast is None:
+        for node in nodes:
+            if _anchor_may_match(s.anchor, node):
+                c = _interpret(p, s, i, node)
+                if c is not None:
+                    yield c
+        return
+    # most anchors end in the generated scan: no candidate, no Python call. It scans a chunk at
+    # a time so that a match's nodes are still in the CPU's caches when its candidate is built
+    # and verified
+    for start in range(0, len(nodes), _SCAN_CHUNK):
+        for node, found in fast.scan(nodes[start:start + _SCAN_CHUNK]):
+            if found is None:  # a literal _miss settled on the way
+                continue
+            c = _fast_candidate(p, s, i, node, found) if found is not FALLBACK else _interpret(p, s, i, node)
+            if c is not None:
+                yield c
 
 
 def in_anchor_order(cands: list) -> list:

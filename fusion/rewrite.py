@@ -65,8 +65,9 @@ class Splicer:
             return None
         rn = r.calls[0]
         node = c.nodes[-1]
-        if r.in_place_plan is not None and not self.renamed:
-            args, kwargs = r.in_place_plan(c.inputs)  # generated once per replacement
+        plan = _plan_of(r)
+        if plan is not None and not self.renamed:
+            args, kwargs = plan(c.inputs)
         else:
             env = {n: self.current(c.inputs[n.target]) for n in r.placeholders}
             if r.constants:
@@ -123,6 +124,15 @@ class Splicer:
         for n in reversed(c.nodes):
             graph.erase_node(n)
         return created
+
+
+def _plan_of(r: Replacement):
+    """in_place_plan(r), generated once per replacement (replacements are shared by every match
+    with the same verification outcome)."""
+    plan = r.__dict__.get("_in_place_plan", False)
+    if plan is False:
+        plan = r.__dict__["_in_place_plan"] = in_place_plan(r)
+    return plan
 
 
 def in_place_plan(r: Replacement):

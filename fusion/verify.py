@@ -41,9 +41,6 @@ class Replacement:
         self.dispatches = sum(ttnn_ops.dispatches(n.target) for n in self.calls)
         self.description = " -> ".join(
             ttnn_ops.op_name(n.target) for n in self.calls if not ttnn_ops.is_deallocate(n.target))
-        from .rewrite import in_place_plan  # the splicer's form of this replacement, made once
-
-        self.in_place_plan = in_place_plan(self)
 
 
 @dataclass
