@@ -12,6 +12,7 @@ import warnings
 import torch.fx
 
 from . import ttnn_ops
+from .graph_edits import edits_for
 from .match import Candidate
 from .reference import map_args
 from .verify import Replacement
@@ -21,6 +22,7 @@ class Splicer:
     def __init__(self, gm: torch.fx.GraphModule):
         self.gm = gm
         self.graph = gm.graph
+        self.edits = edits_for(gm.graph)
         self.renamed: dict = {}  # replaced output node -> its replacement
         self._n_attrs = 0
 
@@ -54,7 +56,7 @@ class Splicer:
                         with graph.inserting_after(after):
                             moved = graph.call_function(u.target, u.args, u.kwargs)
                         moved.meta.update(u.meta)
-                        graph.erase_node(u)
+                        self.edits.erase(u)
                         after = moved
 
     def _in_place(self, c: Candidate, r: Replacement) -> list[torch.fx.Node] | None:
@@ -75,10 +77,7 @@ class Splicer:
                     for n in r.constants:
                         env[n] = self._copy_attr(n, r.root)
             args, kwargs = map_args(rn.args, env.__getitem__), map_args(rn.kwargs, env.__getitem__)
-        node.target = rn.target
-        node.args = args
-        if kwargs or node.kwargs:  # each FX assignment re-indexes users: skip the no-op one
-            node.kwargs = kwargs
+        self.edits.retarget(node, rn.target, args, kwargs)
         # the node keeps its spec: verification made the replacement's output spec equal to it;
         # its cached binding (match.node_bound) is keyed by the args object, which just changed
         meta = node.meta
@@ -88,14 +87,15 @@ class Splicer:
 
     def splice(self, c: Candidate, r: Replacement) -> list[torch.fx.Node]:
         graph = self.graph
+        erase = self.edits.erase
         created = self._in_place(c, r)
         if created is not None:
             if not c.contiguous:  # else no other node sits inside the span
                 self._move_input_deallocates(c, created[-1])
             for d in c.absorbed:
-                graph.erase_node(d)
+                erase(d)
             for n in c.nodes[-2::-1]:
-                graph.erase_node(n)
+                erase(n)
             return created
         last = c.nodes[-1]
         env: dict = {}
@@ -120,9 +120,9 @@ class Splicer:
             self.renamed[old] = new
         self._move_input_deallocates(c, created[-1] if created else new_outputs[-1])
         for d in c.absorbed:
-            graph.erase_node(d)
+            erase(d)
         for n in reversed(c.nodes):
-            graph.erase_node(n)
+            erase(n)
         return created
 
 

@@ -1,0 +1,130 @@
+"""The two FX edits the splicer makes per match: retarget a node, erase a node.
+
+FX's public edits do more than these need. `Node.__setattr__` re-indexes the node in FX's
+find_nodes table on every attribute write, after a `hasattr` that runs the attribute's property,
+and `Graph.erase_node` writes `_erased` through that same `__setattr__`. On a 50k-node graph the
+edits are over a third of the pass. `DirectEdits` makes the same changes with the same FX
+primitives (the table's dicts, `_update_args_kwargs`, `_remove_from_list`) and nothing else.
+
+It relies on FX internals, so it is used only when both hold:
+  * a self-test, run once, finds that it leaves a scratch graph in exactly the state FX's
+    public edits leave it in (nodes, arguments, users and their order, the find_nodes table
+    and its order, erased nodes), and
+  * the graph is plain: FX's own Graph and Node methods, a find_nodes table, and no erase
+    hooks on its module.
+Otherwise `PublicEdits` runs, which is FX's public API.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch.fx
+from torch.fx.node import map_arg
+
+_GRAPH_ERASE = torch.fx.Graph.erase_node
+_NODE_SETATTR = torch.fx.Node.__setattr__
+_set = object.__setattr__
+
+
+class PublicEdits:
+    def __init__(self, graph: torch.fx.Graph):
+        self.graph = graph
+
+    def retarget(self, node: torch.fx.Node, target: Any, args: tuple, kwargs: dict) -> None:
+        node.target = target
+        node.args = args
+        if kwargs or node.kwargs:  # each assignment re-indexes the node: skip the no-op one
+            node.kwargs = kwargs
+
+    def erase(self, node: torch.fx.Node) -> None:
+        self.graph.erase_node(node)
+
+
+def _to_none(_n):
+    return None
+
+
+class DirectEdits:
+    """FX's public edits without the re-checks and re-indexing that cannot change anything here
+    (the table update FX does on an args write moves the node to the end of its table entry:
+    kept, so find_nodes(sort=False) sees the same order as after the public edits)."""
+
+    def __init__(self, graph: torch.fx.Graph):
+        self.graph = graph
+        self.table = graph._find_nodes_lookup_table.table
+
+    def retarget(self, node: torch.fx.Node, target: Any, args: tuple, kwargs: dict) -> None:
+        table = self.table
+        op = node.op
+        del table[(op, node.target if op == "call_function" else None)][node]
+        _set(node, "target", target)
+        table[(op, target if op == "call_function" else None)][node] = None
+        node._update_args_kwargs(args, kwargs if (kwargs or node._kwargs) else node._kwargs)
+
+    def erase(self, node: torch.fx.Node) -> None:
+        if node.users:
+            raise RuntimeError(f"Tried to erase Node {node} but it still had {len(node.users)} users in the graph")
+        if node.graph is not self.graph or node._erased:
+            raise RuntimeError(f"cannot erase {node}: erased already or in another graph")
+        op = node.op
+        del self.table[(op, node.target if op == "call_function" else None)][node]
+        node._remove_from_list()
+        _set(node, "_erased", True)
+        self.graph._len -= 1
+        node._update_args_kwargs(map_arg(node._args, _to_none), map_arg(node._kwargs, _to_none))
+
+
+def _plain(graph: torch.fx.Graph) -> bool:
+    m = graph.owning_module
+    return (type(graph).erase_node is _GRAPH_ERASE and torch.fx.Node.__setattr__ is _NODE_SETATTR
+            and hasattr(graph, "_find_nodes_lookup_table") and hasattr(graph, "_len")
+            and not getattr(m, "_erase_node_hooks", None))
+
+
+def edits_for(graph: torch.fx.Graph) -> PublicEdits | DirectEdits:
+    """The direct edits when they are known to equal FX's public ones on this graph, else those."""
+    if _direct_edits_agree() and _plain(graph):
+        return DirectEdits(graph)
+    return PublicEdits(graph)
+
+
+_AGREE: bool | None = None
+
+
+def _direct_edits_agree() -> bool:
+    global _AGREE
+    if _AGREE is None:
+        try:
+            _AGREE = _state_after(PublicEdits) == _state_after(DirectEdits)
+        except Exception:  # FX internals moved: the public edits it is
+            _AGREE = False
+    return _AGREE
+
+
+def _state_after(edits_class) -> tuple:
+    """A scratch graph after the splicer's kinds of edit, as plain data."""
+    gm = torch.fx.GraphModule(torch.nn.Module(), torch.fx.Graph())
+    g = gm.graph
+    x = g.placeholder("x")
+    a = g.call_function(max, (x, 1))
+    b = g.call_function(min, (a, (2, 3)), {"k": a})
+    c = g.call_function(max, (b, 2))
+    d0 = g.call_function(abs, (x,))
+    d = g.call_function(abs, (x,))
+    e = g.call_function(max, (c, d), {"k": 1})
+    g.output((e, d, d0))
+    edits = edits_class(g)
+    edits.retarget(c, pow, (x, 2), {})  # a one-call splice: the last node takes over
+    edits.erase(b)
+    edits.erase(a)
+    edits.retarget(e, min, (c,), {"k": d})  # with kwargs, and users of a kept input
+    edits.retarget(d0, abs, (x,), {})  # same target: FX moves it to the end of its table entry
+    g.lint()
+
+    def text(v):
+        return map_arg(v, lambda n: n.name) if v is not None else None
+
+    nodes = [(n.name, n.op, n.target, text(n.args), text(n.kwargs), [u.name for u in n.users]) for n in g.nodes]
+    table = {k: [n.name for n in v] for k, v in g._find_nodes_lookup_table.table.items()}
+    erased = [(n.name, n._erased, n._args, n._kwargs, len(n.users), n._prev.name, n._next.name) for n in (a, b)]
+    return nodes, table, erased, g._len, len(g.nodes), [n.name for n in g.find_nodes(op="call_function", target=max, sort=False)]
