@@ -30,6 +30,7 @@ from typing import Any, Callable
 import torch.fx
 
 from . import ttnn_ops
+from .candidate import UNKNOWN_LOCATION, Candidate, contiguous
 from .specs import TensorSpec
 
 FALLBACK = object()
@@ -38,20 +39,23 @@ NO_CAPTURES = types.MappingProxyType({})  # one read-only empty mapping for ever
 _SIMPLE = (int, float, str, type(None))
 
 
-def _node_storage() -> tuple[str, str]:
-    """The Node attributes the generated code reads a call's arguments from. `args`/`kwargs`
-    are Python properties returning FX's `_args`/`_kwargs`; on the matcher's hot path (every
-    anchor, every matched call) the property call is a tenth of the matching time, so the
-    storage is read directly when it is there and agrees with the properties."""
+def _node_storage() -> tuple[str, str, str]:
+    """The Node attributes the generated code reads a call's arguments and the next node from.
+    `args`/`kwargs`/`next` are Python properties returning FX's `_args`/`_kwargs`/`_next`; on
+    the matcher's hot path (every anchor, every matched call) the property call is a tenth of
+    the matching time, so the storage is read directly when it is there and agrees with the
+    properties."""
     g = torch.fx.Graph()
     x = g.placeholder("x")
     n = g.call_function(max, (x, 1), {"key": None})
-    if getattr(n, "_args", None) is n.args and getattr(n, "_kwargs", None) is n.kwargs:
-        return "_args", "_kwargs"
-    return "args", "kwargs"
+    m = g.call_function(min, (n, 2))
+    if (getattr(n, "_args", None) is n.args and getattr(n, "_kwargs", None) is n.kwargs
+            and getattr(n, "_next", None) is n.next is m):
+        return "_args", "_kwargs", "_next"
+    return "args", "kwargs", "next"
 
 
-_ARGS, _KWARGS = _node_storage()
+_ARGS, _KWARGS, _NEXT = _node_storage()
 
 
 def plainly_equal(p, g) -> bool:
@@ -87,7 +91,10 @@ def _literal_miss(p, g):
 class CompiledSpelling:
     fn: Callable  # any graph node -> (calls, inputs, captures, clean) | None | FALLBACK
     source: str  # the generated code, for debugging and tests
-    scan: Callable = None  # nodes calling the anchor's target (FX's index) -> [(node, fn's answer)], Nones left out
+    # (nodes calling the anchor's target (FX's index), pattern, spelling, catalog index) -> for each
+    # anchor with an answer other than None: its Candidate when the match is clean, else
+    # (node, fn's answer)
+    scan: Callable = None
     in_graph_order: bool = False  # matched calls come out in graph order (no sorting needed)
 
 
@@ -261,19 +268,39 @@ class _Generator:
         ts = self.const(TensorSpec)
         for v in dict.fromkeys([*inputs.values(), *calls]):
             clean.append(f"type({v}.meta.get('spec')) is {ts}")
+        clean = " and ".join(clean) or "True"
         caps = ", ".join(f"{n!r}: {v}" for n, v in self.captured.items())
         caps = f"{{{caps}}}" if caps else self.const(NO_CAPTURES)
         ins = ", ".join(f"{n!r}: {v}" for n, v in inputs.items())
-        found = f"[{', '.join(calls)}], {{{ins}}}, {caps}, {' and '.join(clean) or 'True'}"
-        if loop:
-            body = [_as_loop_exit(line) for line in self.lines]
-            src = ("def match(nodes):\n    out = []\n    _out = out.append\n    for g0 in nodes:\n"
-                   + "\n".join("    " + line for line in body) + f"\n        _out((g0, ({found})))\n    return out\n")
+        calls_list = f"[{', '.join(calls)}]"
+        if not loop:
+            src = ("def match(g0):\n" + "\n".join(self.lines)
+                   + f"\n    return {calls_list}, {{{ins}}}, {caps}, {clean}\n")
         else:
-            src = "def match(g0):\n" + "\n".join(self.lines) + f"\n    return {found}\n"
+            src = self._scan_source(calls, calls_list, ins, caps, clean)
         namespace = dict(self.consts)
         exec(compile(src, f"<ttfuse matcher {name}>", "exec"), namespace)
         return namespace["match"], src
+
+    def _scan_source(self, calls: list, calls_list: str, ins: str, caps: str, clean: str) -> str:
+        """The loop over anchors. A clean match becomes its Candidate here, with no further Python
+        call (the pattern's own rules aside, which the caller runs); any other answer is recorded
+        as (anchor, answer) for the general path."""
+        self.consts.update(_Candidate=Candidate, _contiguous=contiguous, _UNKNOWN=UNKNOWN_LOCATION)
+        body = [_as_loop_exit(line) for line in self.lines]
+        if _in_graph_order(self.s):
+            first, nodes, sort = calls[0], calls_list, []
+            contig = " and ".join(f"{a}.{_NEXT} is {b}" for a, b in zip(calls, calls[1:])) or "True"
+        else:
+            first, nodes, sort = "cl[0]", "cl", [f"cl = {calls_list}", "cl.sort()"]
+            contig = "_contiguous(cl)"
+        make = (f"_Candidate(P, S, I, {caps}, {{{ins}}}, [g0], {nodes}, (), {first}, g0, "
+                f"{first}.meta.get('location', _UNKNOWN), {contig})")
+        tail = ([f"if {clean}:"] + [f"    {line}" for line in sort] + [f"    _out({make})", "else:",
+                f"    _out((g0, ({calls_list}, {{{ins}}}, {caps}, False)))"])
+        return ("def match(nodes, P, S, I):\n    out = []\n    _out = out.append\n    for g0 in nodes:\n"
+                + "\n".join("    " + line for line in body) + "\n"
+                + "\n".join("        " + line for line in tail) + "\n    return out\n")
 
 
 _EXIT = re.compile(r"return (None|FALLBACK|_miss\(\w+, \w+\))(\s*#.*)?$")

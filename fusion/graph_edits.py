@@ -21,6 +21,11 @@ from typing import Any
 import torch.fx
 from torch.fx.node import map_arg
 
+try:  # what map_arg calls after checking its function: the self-test compares the results
+    from torch._C import _fx_map_arg
+except ImportError:  # pragma: no cover - an older torch
+    _fx_map_arg = map_arg
+
 _GRAPH_ERASE = torch.fx.Graph.erase_node
 _NODE_SETATTR = torch.fx.Node.__setattr__
 _set = object.__setattr__
@@ -52,13 +57,24 @@ class DirectEdits:
     def __init__(self, graph: torch.fx.Graph):
         self.graph = graph
         self.table = graph._find_nodes_lookup_table.table
+        # id(target) -> (target, its call_function entry of the table): a ttnn op hashes in
+        # Python, and every edit looks up its entry
+        self._calls: dict = {}
+
+    def _entry(self, node: torch.fx.Node, target: Any) -> dict:
+        if node.op != "call_function":
+            return self.table[(node.op, None)]
+        hit = self._calls.get(id(target))
+        if hit is not None and hit[0] is target:
+            return hit[1]
+        entry = self.table[("call_function", target)]  # FX's table creates a missing entry
+        self._calls[id(target)] = (target, entry)
+        return entry
 
     def retarget(self, node: torch.fx.Node, target: Any, args: tuple, kwargs: dict) -> None:
-        table = self.table
-        op = node.op
-        del table[(op, node.target if op == "call_function" else None)][node]
+        del self._entry(node, node.target)[node]
         _set(node, "target", target)
-        table[(op, target if op == "call_function" else None)][node] = None
+        self._entry(node, target)[node] = None
         node._update_args_kwargs(args, kwargs if (kwargs or node._kwargs) else node._kwargs)
 
     def erase(self, node: torch.fx.Node) -> None:
@@ -66,12 +82,11 @@ class DirectEdits:
             raise RuntimeError(f"Tried to erase Node {node} but it still had {len(node.users)} users in the graph")
         if node.graph is not self.graph or node._erased:
             raise RuntimeError(f"cannot erase {node}: erased already or in another graph")
-        op = node.op
-        del self.table[(op, node.target if op == "call_function" else None)][node]
+        del self._entry(node, node.target)[node]
         node._remove_from_list()
         _set(node, "_erased", True)
         self.graph._len -= 1
-        node._update_args_kwargs(map_arg(node._args, _to_none), map_arg(node._kwargs, _to_none))
+        node._update_args_kwargs(_fx_map_arg(node._args, _to_none), _fx_map_arg(node._kwargs, _to_none))
 
 
 def _plain(graph: torch.fx.Graph) -> bool:

@@ -14,12 +14,12 @@ earlier position in the graph, then catalog order. A candidate that loses is rep
 from __future__ import annotations
 
 import operator
-from dataclasses import dataclass
 from typing import Any, Iterable
 
 import torch.fx
 
 from . import ttnn_ops
+from .candidate import Candidate, contiguous, located
 from .compiled_matcher import FALLBACK, _SIMPLE, definitely_differs, plainly_equal
 from .pattern import MatchView, Pattern, Spelling, bind_call
 from .specs import TensorSpec, UnknownSpec
@@ -28,38 +28,6 @@ from .specs import TensorSpec, UnknownSpec
 class _NonConstant(Exception):
     def __init__(self, capture: str, node: torch.fx.Node):
         self.capture, self.node = capture, node
-
-
-@dataclass(slots=True)
-class Candidate:
-    pattern: Pattern
-    spelling: Spelling
-    pattern_index: int
-    captures: dict  # name -> value
-    inputs: dict  # tensor input name -> graph node
-    outputs: list  # graph nodes, in pattern output order
-    nodes: list  # matched graph call nodes, graph order
-    absorbed: list | tuple  # deallocates of matched intermediates
-    # the first and last matched call: FX nodes order by graph position (their `<` compares
-    # FX's own sort keys in C), so no index of positions is needed
-    first: torch.fx.Node
-    last: torch.fx.Node
-    location: str = "<unknown>:0"  # the first matched call's, read when the match is found (see _located)
-    # nothing else between the matched calls when found (and nothing can be spliced in between
-    # later: a splice inserts only next to its own nodes); read while the nodes are hot
-    contiguous: bool = False
-    refusal: str | None = None
-    # filled in by verify: the (shared) verification outcome
-    outcome: Any = None
-    verified: bool = False
-
-    @property
-    def input_specs(self) -> dict:
-        return {k: n.meta.get("spec") for k, n in self.inputs.items()}
-
-    @property
-    def output_specs(self) -> list:
-        return [n.meta.get("spec") for n in self.outputs]
 
 
 def node_bound(node: torch.fx.Node) -> dict | None:
@@ -243,38 +211,8 @@ def _candidate(pattern: Pattern, spelling: Spelling, pindex: int, captures: dict
     if len(calls) > 1:
         calls.sort()
     cand = Candidate(pattern, spelling, pindex, captures, inputs, outputs, calls, [], calls[0], calls[-1],
-                     _located(calls[0]), _contiguous(calls))
+                     located(calls[0]), contiguous(calls))
     cand.refusal = _rules(cand)
-    return cand
-
-
-def _contiguous(nodes: list) -> bool:
-    """Whether calls in graph order follow each other with nothing in between."""
-    prev = nodes[0]
-    for n in nodes[1:]:
-        if prev.next is not n:
-            return False
-        prev = n
-    return True
-
-
-def _located(node: torch.fx.Node) -> str:
-    # read once, while the node is fresh in the CPU's caches (splicing may erase it later)
-    return node.meta.get("location", "<unknown>:0")
-
-
-def _fast_candidate(pattern: Pattern, spelling: Spelling, pindex: int, anchor, found) -> Candidate:
-    """A candidate from a generated matcher's answer. When that matcher vouched for the
-    structural rules (`clean`), only the pattern's own constraints and check remain."""
-    calls, inputs, captures, clean = found
-    if not clean:
-        return _candidate(pattern, spelling, pindex, captures, inputs, [anchor], calls)
-    if len(calls) > 1 and not spelling.compiled.in_graph_order:
-        calls.sort()
-    cand = Candidate(pattern, spelling, pindex, captures, inputs, [anchor], calls, (), calls[0], anchor,
-                     _located(calls[0]), _contiguous(calls))  # absorbed: () as a clean match has no deallocate to take along
-    if pattern.captures or pattern.check is not None:
-        cand.refusal = _pattern_rules(cand)
     return cand
 
 
@@ -315,7 +253,7 @@ def _partial_candidate(pattern, spelling, pindex, m, anchor) -> Candidate:
     nodes = sorted(g for g in m.env.values() if isinstance(g, torch.fx.Node) and g.op == "call_function") or [anchor]
     return Candidate(pattern=pattern, spelling=spelling, pattern_index=pindex, captures=m.captures,
                      inputs={}, outputs=[anchor], nodes=nodes, absorbed=[], first=nodes[0], last=nodes[-1],
-                     location=_located(nodes[0]))
+                     location=located(nodes[0]))
 
 
 def _rules(c: Candidate) -> str | None:
@@ -447,16 +385,25 @@ def _spelling_candidates(i: int, p: Pattern, s: Spelling, nodes: list):
                 if c is not None:
                     yield c
         return
-    # most anchors end in the generated scan: no candidate, no Python call. It scans a chunk at
-    # a time so that a match's nodes are still in the CPU's caches when its candidate is built
-    # and verified
+    # most anchors end in the generated scan: no Python call, and a clean match comes out as its
+    # candidate. It scans a chunk at a time so that a match's nodes are still in the CPU's caches
+    # when its candidate is verified
+    own_rules = bool(p.captures) or p.check is not None
     for start in range(0, len(nodes), _SCAN_CHUNK):
-        for node, found in fast.scan(nodes[start:start + _SCAN_CHUNK]):
-            if found is None:  # a literal _miss settled on the way
+        for item in fast.scan(nodes[start:start + _SCAN_CHUNK], p, s, i):
+            if type(item) is Candidate:  # clean: only the pattern's own rules are left
+                if own_rules:
+                    item.refusal = _pattern_rules(item)
+                yield item
                 continue
-            c = _fast_candidate(p, s, i, node, found) if found is not FALLBACK else _interpret(p, s, i, node)
-            if c is not None:
-                yield c
+            node, found = item
+            if found is FALLBACK:
+                c = _interpret(p, s, i, node)
+                if c is not None:
+                    yield c
+            elif found is not None:  # None: a literal _miss settled on the way
+                calls, inputs, captures, _clean = found
+                yield _candidate(p, s, i, captures, inputs, [node], calls)
 
 
 def in_anchor_order(cands: list) -> list:

@@ -34,9 +34,9 @@ def counting_decisions(patterns, counts):
     saved = [(s, s.compiled.scan) for p in patterns for s in p.spellings if s.compiled is not None]
 
     def wrap(scan):
-        def counted(nodes):
-            out = scan(nodes)
-            deferred = sum(1 for _node, found in out if found is FALLBACK)
+        def counted(nodes, *where):
+            out = scan(nodes, *where)
+            deferred = sum(1 for item in out if type(item) is tuple and item[1] is FALLBACK)
             counts["fallback"] += deferred
             counts["decided"] += len(nodes) - deferred
             return out

@@ -38,18 +38,30 @@ def _generated_spellings_and_anchors():
 
 
 def test_the_scan_answers_like_the_one_anchor_matcher_for_every_anchor():
-    compared = 0
-    for _p, s, anchors in _generated_spellings_and_anchors():
-        one_by_one = [(n, s.compiled.fn(n)) for n in anchors]
-        expected = [(n, f) for n, f in one_by_one if f is not None]
-        got = s.compiled.scan(anchors)
-        assert [n for n, _ in got] == [n for n, _ in expected]
-        for (_, a), (_, b) in zip(got, expected):
-            assert (a is FALLBACK) == (b is FALLBACK)
-            if a is not FALLBACK:
-                assert a[0] == b[0] and a[1] == b[1] and dict(a[2]) == dict(b[2]) and a[3] == b[3]
+    # the scan turns a clean answer into its candidate on the spot; anything else it passes on
+    compared = clean = 0
+    for p, s, anchors in _generated_spellings_and_anchors():
+        expected = [(n, f) for n, f in ((n, s.compiled.fn(n)) for n in anchors) if f is not None]
+        got = s.compiled.scan(anchors, p, s, 7)
+        assert [x.last if type(x) is Candidate else x[0] for x in got] == [n for n, _ in expected]
+        for item, (anchor, answer) in zip(got, expected):
+            if answer is FALLBACK:
+                assert item == (anchor, FALLBACK)
+                continue
+            if not answer[3]:  # not clean: passed on for the general rules
+                assert item[0] is anchor and item[1][:3] == answer[:3] and item[1][3] is False
+                continue
+            calls, inputs, captures, _clean = answer
+            nodes = sorted(calls)
+            assert (item.pattern, item.spelling, item.pattern_index) == (p, s, 7)
+            assert item.nodes == nodes and item.inputs == inputs and dict(item.captures) == dict(captures)
+            assert item.outputs == [anchor] and (item.first, item.last) == (nodes[0], anchor) and not item.absorbed
+            assert item.location == nodes[0].meta.get("location", "<unknown>:0")
+            assert item.contiguous == all(a.next is b for a, b in zip(nodes, nodes[1:]))
+            assert item.refusal is None and item.outcome is None
+            clean += 1
         compared += len(anchors)
-    assert compared > 500
+    assert compared > 500 and clean > 100, (compared, clean)
 
 
 def test_a_clean_match_passes_every_structural_rule():
@@ -57,8 +69,9 @@ def test_a_clean_match_passes_every_structural_rule():
     # must find nothing to refuse (captures and the pattern's check aside, which still run)
     vouched = refused_unclean = 0
     for p, s, anchors in _generated_spellings_and_anchors():
-        for anchor, found in s.compiled.scan(anchors):
-            if found is FALLBACK:
+        for anchor in anchors:
+            found = s.compiled.fn(anchor)
+            if found is FALLBACK or found is None:
                 continue
             calls, inputs, captures, clean = found
             nodes = sorted(calls)
