@@ -19,8 +19,8 @@ class Candidate:
     pattern_index: int
     captures: dict  # name -> value
     inputs: dict  # tensor input name -> graph node
-    outputs: list  # graph nodes, in pattern output order
-    nodes: list  # matched graph call nodes, graph order
+    outputs: list | tuple  # graph nodes, in pattern output order
+    nodes: list | tuple  # matched graph call nodes, graph order
     absorbed: list | tuple  # deallocates of matched intermediates
     # the first and last matched call: FX nodes order by graph position (their `<` compares
     # FX's own sort keys in C), so no index of positions is needed

@@ -289,12 +289,13 @@ class _Generator:
         self.consts.update(_Candidate=Candidate, _contiguous=contiguous, _UNKNOWN=UNKNOWN_LOCATION)
         body = [_as_loop_exit(line) for line in self.lines]
         if _in_graph_order(self.s):
-            first, nodes, sort = calls[0], calls_list, []
+            # tuples: cheaper to make and free than lists, and a clean match is never edited
+            first, nodes, sort = calls[0], f"({', '.join(calls)},)", []
             contig = " and ".join(f"{a}.{_NEXT} is {b}" for a, b in zip(calls, calls[1:])) or "True"
         else:
             first, nodes, sort = "cl[0]", "cl", [f"cl = {calls_list}", "cl.sort()"]
             contig = "_contiguous(cl)"
-        make = (f"_Candidate(P, S, I, {caps}, {{{ins}}}, [g0], {nodes}, (), {first}, g0, "
+        make = (f"_Candidate(P, S, I, {caps}, {{{ins}}}, (g0,), {nodes}, (), {first}, g0, "
                 f"{first}.meta.get('location', _UNKNOWN), {contig})")
         tail = ([f"if {clean}:"] + [f"    {line}" for line in sort] + [f"    _out({make})", "else:",
                 f"    _out((g0, ({calls_list}, {{{ins}}}, {caps}, False)))"])

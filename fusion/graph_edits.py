@@ -44,6 +44,17 @@ class PublicEdits:
     def erase(self, node: torch.fx.Node) -> None:
         self.graph.erase_node(node)
 
+    def erase_all(self, nodes) -> None:
+        for node in nodes:
+            self.graph.erase_node(node)
+
+    def collapse(self, node: torch.fx.Node, target: Any, args: tuple, kwargs: dict, *erased) -> None:
+        """A match spliced in place: its last node retargeted, then the nodes in `erased` (each
+        a sequence, in order) erased."""
+        self.retarget(node, target, args, kwargs)
+        for nodes in erased:
+            self.erase_all(nodes)
+
 
 def _to_none(_n):
     return None
@@ -78,15 +89,25 @@ class DirectEdits:
         node._update_args_kwargs(args, kwargs if (kwargs or node._kwargs) else node._kwargs)
 
     def erase(self, node: torch.fx.Node) -> None:
-        if node.users:
-            raise RuntimeError(f"Tried to erase Node {node} but it still had {len(node.users)} users in the graph")
-        if node.graph is not self.graph or node._erased:
-            raise RuntimeError(f"cannot erase {node}: erased already or in another graph")
-        del self._entry(node, node.target)[node]
-        node._remove_from_list()
-        _set(node, "_erased", True)
-        self.graph._len -= 1
-        node._update_args_kwargs(_fx_map_arg(node._args, _to_none), _fx_map_arg(node._kwargs, _to_none))
+        self.erase_all((node,))
+
+    collapse = PublicEdits.collapse
+
+    def erase_all(self, nodes) -> None:
+        """Erase these nodes, in this order (each must have no users left by then)."""
+        graph, calls = self.graph, self._calls
+        for node in nodes:
+            if node.users:
+                raise RuntimeError(f"Tried to erase Node {node} but it still had {len(node.users)} users in the graph")
+            if node.graph is not graph or node._erased:
+                raise RuntimeError(f"cannot erase {node}: erased already or in another graph")
+            target = node.target
+            hit = calls.get(id(target))
+            del (hit[1] if hit is not None and hit[0] is target else self._entry(node, target))[node]
+            node._remove_from_list()
+            _set(node, "_erased", True)
+            graph._len -= 1
+            node._update_args_kwargs(_fx_map_arg(node._args, _to_none), _fx_map_arg(node._kwargs, _to_none))
 
 
 def _plain(graph: torch.fx.Graph) -> bool:
@@ -129,9 +150,7 @@ def _state_after(edits_class) -> tuple:
     e = g.call_function(max, (c, d), {"k": 1})
     g.output((e, d, d0))
     edits = edits_class(g)
-    edits.retarget(c, pow, (x, 2), {})  # a one-call splice: the last node takes over
-    edits.erase(b)
-    edits.erase(a)
+    edits.collapse(c, pow, (x, 2), {}, (), (b, a))  # a one-call splice: the last node takes over
     edits.retarget(e, min, (c,), {"k": d})  # with kwargs, and users of a kept input
     edits.retarget(d0, abs, (x,), {})  # same target: FX moves it to the end of its table entry
     g.lint()

@@ -86,16 +86,24 @@ class Splicer:
         return [node]
 
     def splice(self, c: Candidate, r: Replacement) -> list[torch.fx.Node]:
+        plan = _plan_of(r)
+        if plan is not None and c.contiguous and not self.renamed and len(c.outputs) == 1 and c.outputs[0] is c.last:
+            # the common case in one step: _in_place's edits, with nothing to move
+            node = c.last
+            args, kwargs = plan(c.inputs)
+            self.edits.collapse(node, plan.target, args, kwargs, c.absorbed, c.nodes[-2::-1])
+            meta = node.meta
+            meta["fused_by"] = c.pattern.name
+            meta["location"] = c.location
+            return [node]
         graph = self.graph
-        erase = self.edits.erase
         created = self._in_place(c, r)
         if created is not None:
             if not c.contiguous:  # else no other node sits inside the span
                 self._move_input_deallocates(c, created[-1])
-            for d in c.absorbed:
-                erase(d)
-            for n in c.nodes[-2::-1]:
-                erase(n)
+            if c.absorbed:
+                self.edits.erase_all(c.absorbed)
+            self.edits.erase_all(c.nodes[-2::-1])
             return created
         last = c.nodes[-1]
         env: dict = {}
@@ -119,10 +127,8 @@ class Splicer:
             old.replace_all_uses_with(new)
             self.renamed[old] = new
         self._move_input_deallocates(c, created[-1] if created else new_outputs[-1])
-        for d in c.absorbed:
-            erase(d)
-        for n in reversed(c.nodes):
-            erase(n)
+        self.edits.erase_all(c.absorbed)
+        self.edits.erase_all(c.nodes[::-1])
         return created
 
 
@@ -168,4 +174,6 @@ def in_place_plan(r: Replacement):
         return None
     src = f"def build(i):\n    return ({args}), {{{kwargs}}}\n"
     exec(compile(src, "<ttfuse splice>", "exec"), consts)
-    return consts["build"]
+    build = consts["build"]
+    build.target = rn.target
+    return build

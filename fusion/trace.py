@@ -318,19 +318,23 @@ def _namespaces() -> list[types.ModuleType]:
     return out
 
 
-_OP_TABLE: list[tuple[Any, str, Any]] | None = None
+_OP_TABLE: tuple[list, list[tuple[Any, str, Any]]] | None = None
 
 
-def _op_table() -> list[tuple[Any, str, Any]]:
-    """(namespace, attribute, op) for every ttnn op and value constructor. Built once."""
+def _op_table() -> tuple[list, list[tuple[Any, str, Any]]]:
+    """The classes of the ttnn ops, and (namespace, attribute, value) for every value
+    constructor in ttnn's namespaces. Built once: every trace (each verification traces a
+    replacement) patches these."""
     global _OP_TABLE
     if _OP_TABLE is None:
-        table = []
+        classes, constructors = {}, []
         for ns in _namespaces():
             for attr, val in list(vars(ns).items()):
-                if ttnn_ops.is_ttnn_op(val) or any(val is c for c in ttnn_ops.VALUE_CONSTRUCTORS):
-                    table.append((ns, attr, val))
-        _OP_TABLE = table
+                if ttnn_ops.is_ttnn_op(val):
+                    classes[type(val)] = None
+                elif any(val is c for c in ttnn_ops.VALUE_CONSTRUCTORS):
+                    constructors.append((ns, attr, val))
+        _OP_TABLE = list(classes), constructors
     return _OP_TABLE
 
 
@@ -378,7 +382,7 @@ def recording_ttnn(tracer: TTTracer, extra_globals: list[dict] = ()):
     Value constructors and registered fused-op entries are patched where they are named.
     """
     saved = []
-    op_classes = {type(op) for _, _, op in _op_table() if ttnn_ops.is_ttnn_op(op)}
+    op_classes, constructors = _op_table()
     try:
         for cls in op_classes:
             original = cls.__call__
@@ -393,10 +397,9 @@ def recording_ttnn(tracer: TTTracer, extra_globals: list[dict] = ()):
 
             saved.append((cls, "__call__", original))
             cls.__call__ = call
-        for ns, attr, op in _op_table():
-            if not ttnn_ops.is_ttnn_op(op):
-                saved.append((ns, attr, op))
-                setattr(ns, attr, _recording(op, tracer))
+        for ns, attr, op in constructors:
+            saved.append((ns, attr, op))
+            setattr(ns, attr, _recording(op, tracer))
         targets = {id(c): c for c in ttnn_ops.VALUE_CONSTRUCTORS}
         targets.update({id(fn): fn for fn in _extra_targets})
         for g in extra_globals:

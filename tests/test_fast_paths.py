@@ -54,8 +54,8 @@ def test_the_scan_answers_like_the_one_anchor_matcher_for_every_anchor():
             calls, inputs, captures, _clean = answer
             nodes = sorted(calls)
             assert (item.pattern, item.spelling, item.pattern_index) == (p, s, 7)
-            assert item.nodes == nodes and item.inputs == inputs and dict(item.captures) == dict(captures)
-            assert item.outputs == [anchor] and (item.first, item.last) == (nodes[0], anchor) and not item.absorbed
+            assert list(item.nodes) == nodes and item.inputs == inputs and dict(item.captures) == dict(captures)
+            assert list(item.outputs) == [anchor] and (item.first, item.last) == (nodes[0], anchor) and not item.absorbed
             assert item.location == nodes[0].meta.get("location", "<unknown>:0")
             assert item.contiguous == all(a.next is b for a, b in zip(nodes, nodes[1:]))
             assert item.refusal is None and item.outcome is None
