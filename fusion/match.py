@@ -367,12 +367,14 @@ class Catalog:
             if not nodes:
                 continue
             for i, p, s in self.index[id(target)]:
-                first = True
-                for c in _spelling_candidates(i, p, s, nodes):
-                    if first and streams is not None:
-                        streams.append(s)
-                        first = False
-                    yield c
+                found = _spelling_candidates(i, p, s, nodes)
+                if streams is not None:
+                    first = next(found, None)
+                    if first is None:
+                        continue
+                    streams.append(s)
+                    yield first
+                yield from found  # delegated in C: no Python step per candidate here
 
 
 def _spelling_candidates(i: int, p: Pattern, s: Spelling, nodes: list):
