@@ -17,7 +17,7 @@ from .log import logger
 from .match import Catalog, in_anchor_order, resolve_overlaps
 from .pattern import Pattern
 from .reference import ReferenceRunner
-from .report import FusionReport, Refusal, Rewrite
+from .report import FusionReport, Refusal, Rewrite, RewriteKind
 from .rewrite import Splicer
 from .specs import TensorSpec
 from .trace import Traced, trace
@@ -310,7 +310,8 @@ def _judge(c, outcome) -> None:
     shared by every match with the same pattern, specs and captures)."""
     r = outcome.replacement
     disp, nbytes = outcome.savings = _savings(c, r)
-    outcome.replaced_ops = " -> ".join(ttnn_ops.op_name(n.target) for n in c.nodes)
+    outcome.kind = RewriteKind(c.pattern.name, c.spelling.name, True, disp, nbytes,
+                               " -> ".join(ttnn_ops.op_name(n.target) for n in c.nodes), r.description, outcome.text)
     # conversions a fused op needs around it (placement, layout) count against it
     if disp < 0 or (disp == 0 and nbytes <= 0):
         outcome.unprofitable = (
@@ -404,10 +405,8 @@ def _one_round(gm, catalog: Catalog, verifier: Verifier, report: FusionReport, s
             feed = feeds[id(r)] = any(id(n.target) in catalog.target_ids for n in r.calls)
         if feed:  # only such nodes can complete a match in a later round
             created += new
-        saved_disp, saved_bytes = outcome.savings
-        rewrites.append(Rewrite(c.pattern.name, location, True, len(c.nodes), saved_disp, saved_bytes,
-                                c.spelling.name, outcome.replaced_ops, outcome.replacement.description, outcome.text,
-                                {k: _plain(v) for k, v in c.captures.items()} if c.captures else {}))
+        rewrites.append(Rewrite(outcome.kind, location, len(c.nodes),
+                                {k: _plain(v) for k, v in c.captures.items()} if c.captures else None))
     seconds["rewrite"] = seconds.get("rewrite", 0.0) + time.perf_counter() - t
     return created, removed
 

@@ -4,23 +4,61 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from operator import attrgetter
 
 from .trace import short_location
 
 
-@dataclass(slots=True)
-class Rewrite:
+@dataclass(frozen=True, slots=True)
+class RewriteKind:
+    """What every rewrite with one verification outcome shares: one object, not one per rewrite
+    (a 61-layer model has a few kinds and thousands of rewrites)."""
     pattern: str
-    location: str  # "file:line" of the first matched op in the user's source
+    spelling: str
     verified: bool
-    nodes_replaced: int
     saved_dispatches: int
     saved_bytes: int
-    spelling: str = ""
-    replaced_ops: str = ""  # "ttnn.reshape -> ttnn.to_layout -> ..."
-    replacement: str = ""  # "micro_ops.prepare_expert_weights"
-    check: str = ""  # "bit-exact" or "pcc=0.99998"
-    captures: dict = field(default_factory=dict)
+    replaced_ops: str  # "ttnn.reshape -> ttnn.to_layout -> ..."
+    replacement: str  # "micro_ops.prepare_expert_weights"
+    check: str  # "bit-exact" or "pcc=0.99998"
+
+
+class Rewrite:
+    """One applied rewrite: where it is, how many ops it replaced and the constants it captured;
+    the rest is its kind's, read through."""
+    __slots__ = ("kind", "location", "nodes_replaced", "_captures")
+    FIELDS = ("pattern", "location", "verified", "nodes_replaced", "saved_dispatches", "saved_bytes", "spelling",
+              "replaced_ops", "replacement", "check", "captures")
+
+    def __init__(self, kind: RewriteKind, location: str, nodes_replaced: int, captures: dict | None = None):
+        self.kind = kind
+        self.location = location  # "file:line" of the first matched op in the user's source
+        self.nodes_replaced = nodes_replaced
+        self._captures = captures
+
+    pattern = property(attrgetter("kind.pattern"))
+    spelling = property(attrgetter("kind.spelling"))
+    verified = property(attrgetter("kind.verified"))
+    saved_dispatches = property(attrgetter("kind.saved_dispatches"))
+    saved_bytes = property(attrgetter("kind.saved_bytes"))
+    replaced_ops = property(attrgetter("kind.replaced_ops"))
+    replacement = property(attrgetter("kind.replacement"))
+    check = property(attrgetter("kind.check"))
+
+    @property
+    def captures(self) -> dict:
+        return dict(self._captures) if self._captures else {}
+
+    def to_dict(self) -> dict:
+        return {f: getattr(self, f) for f in self.FIELDS}
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Rewrite) and self.to_dict() == other.to_dict()
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return "Rewrite(" + ", ".join(f"{f}={getattr(self, f)!r}" for f in self.FIELDS) + ")"
 
 
 @dataclass
@@ -70,7 +108,7 @@ class FusionReport:
     def to_dict(self) -> dict:
         return {
             "model": self.model,
-            "rewrites": [asdict(r) for r in self.rewrites],
+            "rewrites": [r.to_dict() for r in self.rewrites],
             "refusals": [asdict(r) for r in self.refusals],
             "nodes_before": self.nodes_before,
             "nodes_after": self.nodes_after,

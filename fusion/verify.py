@@ -49,10 +49,10 @@ class Outcome:
     text: str  # "bit-exact", "pcc=0.99998", or the refusal reason
     replacement: Replacement | None = None
     # what fuse() derives once per outcome, not per match: (saved dispatches, saved bytes),
-    # the unprofitable reason if any, and the replaced ops as text
+    # the unprofitable reason if any, and what the report says of each rewrite
     savings: tuple | None = None
     unprofitable: str | None = None
-    replaced_ops: str = ""
+    kind: Any = None  # the report's RewriteKind of the rewrites it allows
 
 
 def build_replacement(c: Candidate) -> Replacement:

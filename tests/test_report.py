@@ -31,6 +31,21 @@ def test_text_and_json():
     data = json.loads(fused.report.to_json())
     assert data["rewrites"][0]["saved_dispatches"] == 4 and data["refusals"] == []
     assert set(data["seconds"]) >= {"trace", "match", "verify", "rewrite"}
+    (rw,) = fused.report.rewrites
+    assert data["rewrites"][0] == json.loads(json.dumps(rw.to_dict())) and set(data["rewrites"][0]) == {
+        "pattern", "location", "verified", "nodes_replaced", "saved_dispatches", "saved_bytes", "spelling",
+        "replaced_ops", "replacement", "check", "captures"}
+
+
+def test_rewrites_of_one_outcome_share_their_kind_and_keep_their_own_place():
+    def two_chains(t1, e1, t2, e2):
+        return seed_chain(t1, e1), seed_chain(t2, e2)
+
+    fused = fusion.fuse(two_chains, INPUTS + INPUTS)
+    a, b = fused.report.rewrites
+    assert a.kind is b.kind and a.location == b.location and a.captures == b.captures == {"K": 8, "H": 2880}
+    a.captures["K"] = 0  # a copy: the report is not changed through it
+    assert a.captures["K"] == 8 and a == b and "saved_dispatches=4" in repr(a)
 
 
 def test_refusals_are_listed_with_reasons():
