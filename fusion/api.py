@@ -369,7 +369,7 @@ def _one_round(gm, catalog: Catalog, verifier: Verifier, report: FusionReport, s
         if outcome.unprofitable:
             report.refusals.append(Refusal(c.pattern.name, c.location, outcome.unprofitable, c.spelling.name))
             continue
-        c.outcome, c.verified = outcome, True
+        c.outcome = outcome
         viable.append(c)
         matched.update(c.nodes)
         size += len(c.nodes)

@@ -31,9 +31,8 @@ class Candidate:
     # later: a splice inserts only next to its own nodes); read while the nodes are hot
     contiguous: bool = False
     refusal: str | None = None
-    # filled in by verify: the (shared) verification outcome
+    # set once verification passed: the (shared) outcome, which says how
     outcome: Any = None
-    verified: bool = False
 
     @property
     def input_specs(self) -> dict:

@@ -95,7 +95,6 @@ class CompiledSpelling:
     # anchor with an answer other than None: its Candidate when the match is clean, else
     # (node, fn's answer)
     scan: Callable = None
-    in_graph_order: bool = False  # matched calls come out in graph order (no sorting needed)
 
 
 class _Unsupported(Exception):
@@ -119,7 +118,7 @@ def compile_spelling(spelling) -> CompiledSpelling | None:
     gen.anchor_checked = False
     gen.node(spelling.outputs[0], "g0")
     scan, _src = gen.finish(spelling.name, loop=True)
-    return CompiledSpelling(fn, src, scan, _in_graph_order(spelling))
+    return CompiledSpelling(fn, src, scan)
 
 
 def _in_graph_order(spelling) -> bool:
@@ -295,6 +294,7 @@ class _Generator:
         else:
             first, nodes, sort = "cl[0]", "cl", [f"cl = {calls_list}", "cl.sort()"]
             contig = "_contiguous(cl)"
+        # absorbed: () as a clean match has no deallocate to take along
         make = (f"_Candidate(P, S, I, {caps}, {{{ins}}}, (g0,), {nodes}, (), {first}, g0, "
                 f"{first}.meta.get('location', _UNKNOWN), {contig})")
         tail = ([f"if {clean}:"] + [f"    {line}" for line in sort] + [f"    _out({make})", "else:",

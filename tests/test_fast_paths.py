@@ -15,7 +15,7 @@ import fusion
 from benchmarks.graphs import BENCH_PATTERN, synthetic_chain
 from fusion import Pattern, TensorSpec, fuzz
 from fusion.api import _count_calls, _scan_calls
-from fusion.compiled_matcher import FALLBACK
+from fusion.compiled_matcher import FALLBACK, _in_graph_order
 from fusion.match import Candidate, Catalog, _rules
 from fusion.report import Refusal
 from fusion.specs import UnknownSpec
@@ -62,6 +62,30 @@ def test_the_scan_answers_like_the_one_anchor_matcher_for_every_anchor():
             clean += 1
         compared += len(anchors)
     assert compared > 500 and clean > 100, (compared, clean)
+
+
+def _two_branches(a, b):
+    return ttnn.add(ttnn.relu(a), ttnn.neg(b))
+
+
+@pytest.mark.parametrize("neg_first", [False, True])
+def test_a_scanned_candidate_of_a_branching_pattern_has_its_calls_in_graph_order(neg_first):
+    # relu and neg do not feed each other: the graph may hold them in either order
+    p = Pattern("two_branches", _two_branches, lambda a, b: ttnn.add(ttnn.relu(a), ttnn.neg(b)))
+    (s,) = p.spellings
+    assert not _in_graph_order(s)  # the scan sorts what it found
+    g = torch.fx.Graph()
+    a, b = g.placeholder("a"), g.placeholder("b")
+    first, second = ((ttnn.neg, b), (ttnn.relu, a)) if neg_first else ((ttnn.relu, a), (ttnn.neg, b))
+    made = {t: g.call_function(t, (x,)) for t, x in (first, second)}
+    out = g.call_function(ttnn.add, (made[ttnn.relu], made[ttnn.neg]))
+    g.output(out)
+    for n in g.nodes:
+        n.meta["spec"] = TensorSpec((1, 1, 32, 32))
+    (c,) = s.compiled.scan([out], p, s, 0)
+    assert type(c) is Candidate and c.refusal is None
+    assert list(c.nodes) == list(g.nodes)[2:5] and c.first is c.nodes[0] and c.contiguous
+    assert c.inputs == {"a": a, "b": b}
 
 
 def test_a_clean_match_passes_every_structural_rule():
