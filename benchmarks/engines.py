@@ -41,8 +41,9 @@ def run_ttfuse(gm: torch.fx.GraphModule, verifier=None) -> int:
 
 def run_handwritten(gm: torch.fx.GraphModule) -> int:
     """The floor for any pass built on FX's public API: this one pattern matched by hand-written
-    code and spliced with the same FX edits as ttfuse (retarget the last node, erase the other
-    two), with no verification, report or generality. Not a competitor: a ceiling for the others."""
+    code and spliced with FX's public edits (retarget the last node, erase the other two), with no
+    verification, report or generality. Not a competitor: a ceiling for passes on that API (ttfuse
+    makes the same edits through fusion/graph_edits, which skips FX's redundant re-indexing)."""
     graph = gm.graph
     to_layout, permute = ttnn.to_layout, ttnn.permute
     found = []

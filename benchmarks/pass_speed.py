@@ -59,7 +59,8 @@ def main(argv=None) -> int:
     engines.run_inductor(engines.copy_graph(warm))
     fx_over_budget = False
     print("times in seconds; pass = match + rewrite; codegen = generating the rewritten graph's Python code;")
-    print("hand = this one pattern matched by hand-written code with the same FX edits (the floor for FX-based passes)")
+    print("hand = this one pattern matched by hand-written code with FX's public edits (the floor for passes on FX's "
+          "public API; ttfuse edits through fusion/graph_edits)")
     print(f"{'nodes':>8} {'ttfuse':>8} {'inductor':>9} {'fx(+cg)':>9} {'hand':>7} {'ind/ttf':>8} {'fx/ttf':>7} "
           f"{'ttf/hand':>8} {'ind/hand':>8} {'ttf cg':>7} {'ind cg':>7}  matches ttf/ind/fx/hand")
     for n in sizes:
