@@ -1,4 +1,4 @@
-"""The two FX edits the splicer makes per match: retarget a node, erase a node.
+"""The two FX edits the splicer makes per match: retarget a node, erase nodes.
 
 FX's public edits do more than these need. `Node.__setattr__` re-indexes the node in FX's
 find_nodes table on every attribute write, after a `hasattr` that runs the attribute's property,
@@ -40,9 +40,6 @@ class PublicEdits:
         node.args = args
         if kwargs or node.kwargs:  # each assignment re-indexes the node: skip the no-op one
             node.kwargs = kwargs
-
-    def erase(self, node: torch.fx.Node) -> None:
-        self.graph.erase_node(node)
 
     def erase_all(self, nodes) -> None:
         for node in nodes:
@@ -88,22 +85,17 @@ class DirectEdits:
         self._entry(node, target)[node] = None
         node._update_args_kwargs(args, kwargs if (kwargs or node._kwargs) else node._kwargs)
 
-    def erase(self, node: torch.fx.Node) -> None:
-        self.erase_all((node,))
-
     collapse = PublicEdits.collapse
 
     def erase_all(self, nodes) -> None:
         """Erase these nodes, in this order (each must have no users left by then)."""
-        graph, calls = self.graph, self._calls
+        graph = self.graph
         for node in nodes:
             if node.users:
                 raise RuntimeError(f"Tried to erase Node {node} but it still had {len(node.users)} users in the graph")
             if node.graph is not graph or node._erased:
                 raise RuntimeError(f"cannot erase {node}: erased already or in another graph")
-            target = node.target
-            hit = calls.get(id(target))
-            del (hit[1] if hit is not None and hit[0] is target else self._entry(node, target))[node]
+            del self._entry(node, node.target)[node]
             node._remove_from_list()
             _set(node, "_erased", True)
             graph._len -= 1

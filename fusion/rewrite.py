@@ -56,17 +56,17 @@ class Splicer:
                         with graph.inserting_after(after):
                             moved = graph.call_function(u.target, u.args, u.kwargs)
                         moved.meta.update(u.meta)
-                        self.edits.erase(u)
+                        self.edits.erase_all((u,))
                         after = moved
 
     def _in_place(self, c: Candidate, r: Replacement) -> list[torch.fx.Node] | None:
         """A one-call replacement whose output is the match's only output: retarget the last
-        matched node instead of creating a node and rewiring its users (the common case, and
-        the cheapest FX edit)."""
-        if len(r.calls) != 1 or len(c.outputs) != 1 or c.outputs[0] is not c.nodes[-1] or r.outputs[0] is not r.calls[0]:
+        matched node and erase the others, instead of creating a node and rewiring its users
+        (the common case, and the cheapest FX edit)."""
+        if len(r.calls) != 1 or len(c.outputs) != 1 or c.outputs[0] is not c.last or r.outputs[0] is not r.calls[0]:
             return None
         rn = r.calls[0]
-        node = c.nodes[-1]
+        node = c.last
         plan = _plan_of(r)
         if plan is not None and not self.renamed:
             args, kwargs = plan(c.inputs)
@@ -77,7 +77,13 @@ class Splicer:
                     for n in r.constants:
                         env[n] = self._copy_attr(n, r.root)
             args, kwargs = map_args(rn.args, env.__getitem__), map_args(rn.kwargs, env.__getitem__)
-        self.edits.retarget(node, rn.target, args, kwargs)
+        if c.contiguous:  # no other node sits inside the span: nothing to move, one edit call
+            self.edits.collapse(node, rn.target, args, kwargs, c.absorbed, c.nodes[-2::-1])
+        else:
+            self.edits.retarget(node, rn.target, args, kwargs)
+            self._move_input_deallocates(c, node)
+            self.edits.erase_all(c.absorbed)
+            self.edits.erase_all(c.nodes[-2::-1])
         # the node keeps its spec: verification made the replacement's output spec equal to it;
         # its cached binding (match.node_bound) is keyed by the args object, which just changed
         meta = node.meta
@@ -86,25 +92,10 @@ class Splicer:
         return [node]
 
     def splice(self, c: Candidate, r: Replacement) -> list[torch.fx.Node]:
-        plan = _plan_of(r)
-        if plan is not None and c.contiguous and not self.renamed and len(c.outputs) == 1 and c.outputs[0] is c.last:
-            # the common case in one step: _in_place's edits, with nothing to move
-            node = c.last
-            args, kwargs = plan(c.inputs)
-            self.edits.collapse(node, plan.target, args, kwargs, c.absorbed, c.nodes[-2::-1])
-            meta = node.meta
-            meta["fused_by"] = c.pattern.name
-            meta["location"] = c.location
-            return [node]
+        in_place = self._in_place(c, r)
+        if in_place is not None:
+            return in_place
         graph = self.graph
-        created = self._in_place(c, r)
-        if created is not None:
-            if not c.contiguous:  # else no other node sits inside the span
-                self._move_input_deallocates(c, created[-1])
-            if c.absorbed:
-                self.edits.erase_all(c.absorbed)
-            self.edits.erase_all(c.nodes[-2::-1])
-            return created
         last = c.nodes[-1]
         env: dict = {}
         created: list = []
@@ -174,6 +165,4 @@ def in_place_plan(r: Replacement):
         return None
     src = f"def build(i):\n    return ({args}), {{{kwargs}}}\n"
     exec(compile(src, "<ttfuse splice>", "exec"), consts)
-    build = consts["build"]
-    build.target = rn.target
-    return build
+    return consts["build"]

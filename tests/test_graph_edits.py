@@ -87,4 +87,4 @@ def test_erasing_a_node_that_still_has_users_is_refused_like_fx_refuses_it():
     used = next(n for n in gm.graph.nodes if n.op == "call_function" and n.users)
     for edits in (DirectEdits(gm.graph), PublicEdits(gm.graph)):
         with pytest.raises(RuntimeError, match="still had"):
-            edits.erase(used)
+            edits.erase_all((used,))
