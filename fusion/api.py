@@ -11,7 +11,7 @@ from typing import Any, Iterable
 import torch
 import torch.fx
 
-from . import ttnn_ops
+from . import effects, ttnn_ops
 from .errors import InputError, VerificationError
 from .log import logger
 from .match import Catalog, in_anchor_order, resolve_overlaps
@@ -21,6 +21,7 @@ from .report import FusionReport, Refusal, Rewrite, RewriteKind
 from .rewrite import Splicer
 from .specs import TensorSpec
 from .trace import Traced, trace
+from .numerics import Tolerance
 from .verify import Verifier
 
 _SHARED_VERIFIER: Verifier | None = None
@@ -187,25 +188,27 @@ def _same_constant(a, b) -> bool:
         return a is b
 
 
-def fuse(model, example_inputs=None, *, patterns=None, pcc: float = 0.9999, strict: bool = False,
-         verifier: Verifier | None = None):
+def fuse(model, example_inputs=None, *, patterns=None, tolerance: Tolerance | None = None, pcc: float | None = None,
+         strict: bool = False, verifier: Verifier | None = None):
     """Trace `model` with `example_inputs`, rewrite every verified fusion, and report.
 
     example_inputs: a list with one item per model argument: fusion.TensorSpec, a torch tensor
     (taken as bfloat16, TILE, DRAM interleaved), a ttnn tensor, or a non-tensor constant.
     Without example_inputs, returns a callable that fuses on its first call for each distinct
     input-spec signature. patterns: None (the built-in catalog), or a list of Pattern objects
-    and/or built-in pattern names. strict=True raises VerificationError instead of refusing a
-    rewrite that fails verification.
+    and/or built-in pattern names. tolerance: the error bound of compute rewrites
+    (fusion.Tolerance(ulps=2, factor=2) by default; see fusion/numerics.py). pcc: None, or a
+    Pearson-correlation floor a rewrite must reach as well (it never suffices alone).
+    strict=True raises VerificationError instead of refusing a rewrite that fails verification.
     """
     if example_inputs is None:
         from .lazy import LazyFused
 
-        return LazyFused(model, patterns=patterns, pcc=pcc, strict=strict, verifier=verifier)
+        return LazyFused(model, patterns=patterns, tolerance=tolerance, pcc=pcc, strict=strict, verifier=verifier)
     if isinstance(model, FusedModel):
         model = model._model
     catalog = Catalog(resolve_patterns(patterns))
-    verifier = verifier or _verifier(pcc)
+    verifier = verifier or _verifier(pcc, tolerance)
     seconds = {}
     t0 = time.perf_counter()
     traced = trace(model, example_inputs if isinstance(example_inputs, (list, tuple)) else example_inputs)
@@ -215,12 +218,20 @@ def fuse(model, example_inputs=None, *, patterns=None, pcc: float = 0.9999, stri
     return fused
 
 
-def _verifier(pcc: float) -> Verifier:
-    # verification results depend only on (pattern, specs, captures): share them across calls
+def _verifier(pcc: float | None, tolerance: Tolerance | None) -> Verifier:
+    # verification results depend only on (pattern, specs, captures) and the criterion: share
+    # them across calls with the same criterion
     global _SHARED_VERIFIER
-    if _SHARED_VERIFIER is None or _SHARED_VERIFIER.pcc_threshold != pcc:
-        _SHARED_VERIFIER = Verifier(pcc)
-    return _SHARED_VERIFIER
+    tolerance = tolerance if tolerance is not None else Tolerance()
+    if not isinstance(tolerance, Tolerance):
+        raise InputError(f"tolerance must be a fusion.Tolerance, got {type(tolerance).__name__}")
+    shared = _SHARED_VERIFIER
+    if shared is None or shared.pcc_threshold != pcc or shared.tolerance != tolerance:
+        try:
+            shared = _SHARED_VERIFIER = Verifier(pcc, tolerance)
+        except ValueError as e:
+            raise InputError(str(e)) from None
+    return shared
 
 
 def fuse_traced(traced: Traced, catalog: Catalog, verifier: Verifier, *, strict: bool = False,
@@ -311,7 +322,8 @@ def _judge(c, outcome) -> None:
     r = outcome.replacement
     disp, nbytes = outcome.savings = _savings(c, r)
     outcome.kind = RewriteKind(c.pattern.name, c.spelling.name, True, disp, nbytes,
-                               " -> ".join(ttnn_ops.op_name(n.target) for n in c.nodes), r.description, outcome.text)
+                               " -> ".join(ttnn_ops.op_name(n.target) for n in c.nodes), r.description, outcome.text,
+                               outcome.measured.to_dict() if outcome.measured is not None else None)
     # conversions a fused op needs around it (placement, layout) count against it
     if disp < 0 or (disp == 0 and nbytes <= 0):
         outcome.unprofitable = (
@@ -347,6 +359,8 @@ def _one_round(gm, catalog: Catalog, verifier: Verifier, report: FusionReport, s
     matched: set = set()  # nodes of viable candidates: if none is in two, no overlap to resolve
     size = 0
     last_note = t
+    # writes and frees the tracer recorded: a match may not move a read across one
+    index = effects.Index(graph) if effects.has_effects(graph) else None
     for i, c in enumerate(catalog.iter_find(graph, only, streams)):
         if not i & 255:
             now = time.perf_counter()
@@ -354,6 +368,8 @@ def _one_round(gm, catalog: Catalog, verifier: Verifier, report: FusionReport, s
                 logger.info(f"verifying candidate {i + 1} ({c.pattern.name} at {c.location}), "
                             f"{verifier.runs} reference checks run, {verifier.hits} cached")
                 last_note = now
+        if index is not None and not c.refusal:
+            c.refusal = effects.check(c, index)
         if c.refusal:
             report.refusals.append(Refusal(c.pattern.name, c.location, c.refusal, c.spelling.name))
             continue

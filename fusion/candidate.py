@@ -31,6 +31,9 @@ class Candidate:
     # later: a splice inserts only next to its own nodes); read while the nodes are hot
     contiguous: bool = False
     refusal: str | None = None
+    # where the replacement goes: None (at the last matched call) or "first" (before the first
+    # matched call, when a write between them would change what the last place reads)
+    placement: str | None = None
     # set once verification passed: the (shared) outcome, which says how
     outcome: Any = None
 

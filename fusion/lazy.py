@@ -51,9 +51,9 @@ def _as_example(v):
 
 
 class LazyFused:
-    def __init__(self, model, *, patterns=None, pcc=0.9999, strict=False, verifier=None):
+    def __init__(self, model, *, patterns=None, tolerance=None, pcc=None, strict=False, verifier=None):
         self._model = model
-        self._options = dict(patterns=patterns, pcc=pcc, strict=strict, verifier=verifier)
+        self._options = dict(patterns=patterns, tolerance=tolerance, pcc=pcc, strict=strict, verifier=verifier)
         fn, self._name = model_callable(model)
         self._signature = inspect.signature(fn)
         self.fused: dict = {}  # signature key -> FusedModel

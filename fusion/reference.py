@@ -1,8 +1,17 @@
 """Reference semantics: run a traced graph on the CPU with ttnn's golden functions.
 
 Each ttnn op runs as `ttnn.get_golden_function(op)` on torch tensors; a micro-op entry runs
-its own `golden`. After every op the result is rounded to the dtype in the node's spec, as
-ttnn would store it (bfloat16, float32, bfloat8_b through ttnn's own host conversion).
+its own `golden`. Goldens compute in float64. Two semantics:
+
+* rounded (the default): after every op the result is rounded to the dtype in the node's spec,
+  as ttnn would store it (bfloat16, float32, bfloat8_b through ttnn's own host conversion);
+* exact: nothing is rounded but what an op defines as a rounding (a typecast's result, values
+  of integer dtype); the reference the verifier measures errors against (fusion/numerics.py).
+
+Writes are data flow: the tracer records an in-place op or an `output_tensor=` write as a node
+whose value is the buffer's new version, and later readers read that node. Here a write's
+value is its op's result (stored in the written buffer's dtype); `ttnn.copy(a, b)` is a cast to
+b's dtype.
 """
 from __future__ import annotations
 
@@ -17,6 +26,7 @@ import ttnn
 
 from . import ttnn_ops
 from .errors import InputError
+from .numerics import INTEGER_DTYPES
 from .specs import TensorSpec
 
 
@@ -67,10 +77,10 @@ def round_to(t: Any, dtype) -> Any:
 
 
 def _compute_form(value: Any) -> Any:
-    # goldens run on float32 copies: every bf16/bf8 value is exact in fp32, torch's CPU bf16
-    # matmul is an order of magnitude slower, and each result is rounded to the node's dtype
-    if isinstance(value, torch.Tensor) and value.dtype in (torch.bfloat16, torch.float16):
-        return value.float()
+    # goldens run on float64 copies: every bf16/bf8/fp32 value is exact in it, so the only
+    # rounding is the one applied to each result (none in exact mode), not the golden's own
+    if isinstance(value, torch.Tensor) and value.is_floating_point() and value.dtype is not torch.float64:
+        return value.double()
     if isinstance(value, (list, tuple)) and any(isinstance(v, torch.Tensor) for v in value):
         return type(value)(_compute_form(v) for v in value)
     return value
@@ -95,11 +105,19 @@ def map_args(value, fn):
     return value
 
 
-class ReferenceRunner:
-    """Evaluates nodes of one GraphModule; constant weights are converted to torch once."""
+# ops whose result is defined as a rounding (kept in exact semantics)
+_CONVERSIONS = frozenset(id(op) for op in (getattr(ttnn, n, None) for n in ("typecast", "to_dtype")) if op is not None)
+# keywords naming the buffer an op writes its result into: where, not what, it computes
+_OUTPUT_BUFFER_KEYWORDS = ("output_tensor", "optional_output_tensor", "output_tensors", "optional_output_tensors")
 
-    def __init__(self, gm: torch.fx.GraphModule | None):
+
+class ReferenceRunner:
+    """Evaluates nodes of one GraphModule; constant weights are converted to torch once.
+    exact=True: exact semantics (see the module text), else rounded."""
+
+    def __init__(self, gm: torch.fx.GraphModule | None, exact: bool = False):
         self.gm = gm
+        self.exact = exact
         self._consts: dict = {}
 
     def constant(self, node: torch.fx.Node, owner=None) -> Any:
@@ -121,9 +139,13 @@ class ReferenceRunner:
         kwargs = map_args(node.kwargs, lambda n: _compute_form(lookup(n)))
         if target is builtins.getattr and isinstance(args[0], torch.Tensor) and args[1] in ("shape", "padded_shape"):
             return tuple(args[0].shape)
+        for k in _OUTPUT_BUFFER_KEYWORDS:
+            kwargs.pop(k, None)
         fn = _golden(target)
         out = fn(*args, **kwargs)
         spec = node.meta.get("spec")
+        if self.exact and not (id(target) in _CONVERSIONS or (isinstance(spec, TensorSpec) and spec.dtype in INTEGER_DTYPES)):
+            return out
         if isinstance(spec, TensorSpec):
             out = round_to(out, spec.dtype)
         elif isinstance(spec, tuple) and isinstance(out, (tuple, list)):

@@ -20,7 +20,10 @@ class RewriteKind:
     saved_bytes: int
     replaced_ops: str  # "ttnn.reshape -> ttnn.to_layout -> ..."
     replacement: str  # "micro_ops.prepare_expert_weights"
-    check: str  # "bit-exact" or "pcc=0.99998"
+    check: str  # "bit-exact (5 trials)" or "<= 0.5 ulp (6 trials)"
+    # the verification's measurements (numerics.Measured.to_dict()): check kind, trials, max
+    # abs and ulp error, pcc
+    measured: dict | None = field(default=None, compare=False, hash=False)
 
 
 class Rewrite:
@@ -28,7 +31,7 @@ class Rewrite:
     the rest is its kind's, read through."""
     __slots__ = ("kind", "location", "nodes_replaced", "_captures")
     FIELDS = ("pattern", "location", "verified", "nodes_replaced", "saved_dispatches", "saved_bytes", "spelling",
-              "replaced_ops", "replacement", "check", "captures")
+              "replaced_ops", "replacement", "check", "captures", "errors")
 
     def __init__(self, kind: RewriteKind, location: str, nodes_replaced: int, captures: dict | None = None):
         self.kind = kind
@@ -48,6 +51,11 @@ class Rewrite:
     @property
     def captures(self) -> dict:
         return dict(self._captures) if self._captures else {}
+
+    @property
+    def errors(self) -> dict:
+        """How close the verification found it: check, trials, max_abs_error, max_ulp_error, pcc."""
+        return dict(self.kind.measured) if self.kind.measured else {}
 
     def to_dict(self) -> dict:
         return {f: getattr(self, f) for f in self.FIELDS}

@@ -1,7 +1,8 @@
 """Splice verified replacements into the graph; recompile once at the end.
 
 Each replacement is inserted just before the last node of its match (every input is defined
-by then, and the matcher refused any output used earlier). Deallocates of matched
+by then, and the matcher refused any output used earlier), or before its first node when an
+in-place write between them changes an input (fusion/effects.py). Deallocates of matched
 intermediates go with the match; a deallocate of a match input that sat inside the matched
 span moves to just after the replacement, so the fused op still reads a live tensor.
 """
@@ -63,7 +64,8 @@ class Splicer:
         """A one-call replacement whose output is the match's only output: retarget the last
         matched node and erase the others, instead of creating a node and rewiring its users
         (the common case, and the cheapest FX edit)."""
-        if len(r.calls) != 1 or len(c.outputs) != 1 or c.outputs[0] is not c.last or r.outputs[0] is not r.calls[0]:
+        if (len(r.calls) != 1 or len(c.outputs) != 1 or c.outputs[0] is not c.last or r.outputs[0] is not r.calls[0]
+                or c.placement is not None):
             return None
         rn = r.calls[0]
         node = c.last
@@ -96,10 +98,12 @@ class Splicer:
         if in_place is not None:
             return in_place
         graph = self.graph
-        last = c.nodes[-1]
+        # at the last matched call; before the first when a write between them changes an input
+        # (every input is defined before the first then: fusion/effects.py)
+        where = c.nodes[0] if c.placement == "first" else c.nodes[-1]
         env: dict = {}
         created: list = []
-        with graph.inserting_before(last):
+        with graph.inserting_before(where):
             for rn in r.graph.nodes:
                 if rn.op == "placeholder":
                     env[rn] = self.current(c.inputs[rn.target])
@@ -117,7 +121,8 @@ class Splicer:
         for old, new in zip(c.outputs, new_outputs):
             old.replace_all_uses_with(new)
             self.renamed[old] = new
-        self._move_input_deallocates(c, created[-1] if created else new_outputs[-1])
+        if c.placement is None:  # placed first, the replacement reads its inputs before any of these
+            self._move_input_deallocates(c, created[-1] if created else new_outputs[-1])
         self.edits.erase_all(c.absorbed)
         self.edits.erase_all(c.nodes[::-1])
         return created

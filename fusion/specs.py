@@ -299,13 +299,16 @@ def _broadcast(x: tuple, y: tuple) -> tuple:
 
 _BINARY = [getattr(ttnn, n, None) for n in (
     "add", "subtract", "multiply", "divide", "maximum", "minimum", "pow", "eq", "ne", "gt", "lt", "ge", "le",
-    "squared_difference")]
+    "squared_difference",
+    # in place: the result is stored in (and shaped like) the first operand; the tracer gives the
+    # write node the written buffer's spec
+    "add_", "subtract_", "sub_", "multiply_", "mul_", "divide_", "div_")]
 
 
 @rule(*_BINARY)
 def _binary(b):
-    a = b.get("input_tensor_a", b.get("input_tensor"))
-    c = b.get("input_tensor_b", b.get("exponent"))
+    a = b.get("input_tensor_a", b.get("input_tensor", b.get("input_a")))
+    c = b.get("input_tensor_b", b.get("exponent", b.get("input_b")))
     tensors = [t for t in (a, c) if isinstance(t, TensorSpec)]
     if not tensors:
         raise _Unknown("no tensor operand")
@@ -318,12 +321,21 @@ def _binary(b):
 
 _UNARY = [getattr(ttnn, n, None) for n in (
     "silu", "gelu", "relu", "sigmoid", "exp", "log", "rsqrt", "sqrt", "tanh", "neg", "abs", "square",
-    "reciprocal", "softmax", "clone", "sin", "cos", "recip")]
+    "reciprocal", "softmax", "clone", "sin", "cos", "recip", "clamp", "clip", "hardtanh", "reallocate")]
 
 
 @rule(*_UNARY)
 def _unary(b):
     return _same(b)
+
+
+@rule(getattr(ttnn, "copy", None))
+def _copy(b):
+    # copy(a, b) writes a's values into b: the result is b's buffer
+    dst = b.get("input_b")
+    if not isinstance(dst, TensorSpec):
+        raise _Unknown("copy destination is not a tensor")
+    return dst
 
 
 @rule(ttnn.rms_norm, getattr(ttnn, "layer_norm", None))

@@ -14,6 +14,7 @@ import inspect
 import operator
 import os
 import sys
+import threading
 import types
 from collections import OrderedDict
 from contextlib import contextmanager
@@ -27,6 +28,7 @@ from torch.fx.proxy import Proxy, Scope, TracerBase
 
 import ttnn
 
+from . import effects
 from . import specs as specs_mod
 from . import ttnn_ops
 from .errors import InputError, TraceError
@@ -207,10 +209,62 @@ class TTTracer(TracerBase):
         # call_hook(op, args, kwargs) -> (op, args, kwargs): lets the fuzzer alter calls as they
         # are recorded (near-misses); None in normal tracing
         self.call_hook = None
+        self._proxies: dict = {}  # node -> the proxies standing for it (rebound when it is written)
+        self._latest: dict = {}  # buffer node -> its newest version (a write node)
 
     # values -------------------------------------------------------------
     def proxy(self, node):
-        return TTProxy(node, self)
+        p = TTProxy(node, self)
+        self._proxies.setdefault(node, []).append(p)
+        return p
+
+    def create_proxy(self, kind, target, args, kwargs, *rest, **kw):
+        proxy = super().create_proxy(kind, target, args, kwargs, *rest, **kw)
+        if kind == "call_function":
+            self._record_effects(proxy, args, kwargs)
+        return proxy
+
+    def _version_of(self, value) -> torch.fx.Node | None:
+        """The node holding the current version of a written or freed argument."""
+        if isinstance(value, Proxy):
+            return value.node
+        if isinstance(value, (ttnn.Tensor, torch.Tensor)):
+            return self._consts.get(("tensor", id(value)))
+        return None
+
+    def _record_effects(self, proxy, args, kwargs) -> None:
+        """Writes become data flow: the written buffer's proxies (and a written constant) now
+        stand for this call's node, so later readers read the new version (fusion/effects.py)."""
+        node = proxy.node
+        target = node.target
+        for value in effects.freed(target, args, kwargs):
+            old = self._version_of(value)
+            if old is not None:
+                node.meta["frees"] = old
+                if not ttnn_ops.is_deallocate(target):
+                    effects.mark(self.graph)
+        dests = [(v, self._version_of(v)) for v in effects.written(target, args, kwargs)]
+        dests = [(v, old) for v, old in dests if old is not None]
+        if not dests:
+            return
+        effects.mark(self.graph)
+        for i, (value, old) in enumerate(dests):
+            new = node
+            if len(dests) > 1:  # one call writing several buffers: one version node each
+                new = self.create_proxy("call_function", operator.getitem, (proxy, i), {}).node
+            new.meta["writes"] = old
+            buffer = effects.buffer_of(old)
+            new.meta["buffer"] = buffer
+            if isinstance(old.meta.get("spec"), TensorSpec):
+                new.meta["spec"] = old.meta["spec"]  # the result is stored in the written buffer
+            self._latest[buffer] = new
+            for p in self._proxies.pop(old, ()):
+                p.node = new
+                self._proxies.setdefault(new, []).append(p)
+            if old.meta.get("tensor_constant"):
+                for key, n in list(self._consts.items()):
+                    if n is old:
+                        self._consts[key] = new
 
     def create_arg(self, a: Any):
         if isinstance(a, Proxy):
@@ -253,6 +307,15 @@ class TTTracer(TracerBase):
         node.meta["source_fn"] = fn
         if kind == "call_function":
             node.meta["spec"] = specs_mod.infer(target, node.args, node.kwargs, spec_of)
+            src = effects.view_source(node)
+            if src is not None:
+                node.meta["buffer"] = effects.buffer_of(src)
+            if self._latest:
+                for a in node.all_input_nodes:
+                    newest = self._latest.get(effects.buffer_of(a))
+                    if newest is not None and a is not newest and a < newest:
+                        # an alias (a view) of a buffer written since it was made
+                        node.meta["stale_read"] = (a, newest)
         return node
 
     def to_bool(self, obj):
@@ -300,6 +363,24 @@ def _has_proxy(obj) -> bool:
     if isinstance(obj, dict):
         return any(_has_proxy(o) for o in obj.values())
     return False
+
+
+def _has_traced(obj) -> bool:
+    """A traced value or a concrete ttnn tensor (a constant of the model) is among the arguments."""
+    if isinstance(obj, (Proxy, ttnn.Tensor)):
+        return True
+    if isinstance(obj, (list, tuple)):
+        return any(_has_traced(o) for o in obj)
+    if isinstance(obj, dict):
+        return any(_has_traced(o) for o in obj.values())
+    return False
+
+
+class _Depth(threading.local):
+    depth = 0
+
+
+_in_real_op = _Depth()
 
 
 def _namespaces() -> list[types.ModuleType]:
@@ -381,19 +462,38 @@ def recording_ttnn(tracer: TTTracer, extra_globals: list[dict] = ()):
     records: `ttnn.reshape`, `from ttnn import reshape`, an op held in a closure or a dict.
     Value constructors and registered fused-op entries are patched where they are named.
     """
+    with _TRACING:
+        yield from _recording_ttnn(tracer, extra_globals)
+
+
+# one trace at a time per process: patching and restoring ttnn's op classes from two threads at
+# once would leave one thread's patch in place (re-entrant: a lazy model called inside a trace)
+_TRACING = threading.RLock()
+
+
+def _recording_ttnn(tracer: TTTracer, extra_globals: list[dict]):
     saved = []
     op_classes, constructors = _op_table()
+    owner = threading.get_ident()  # other threads' ttnn calls run as they are
     try:
         for cls in op_classes:
             original = cls.__call__
 
             def call(self, *args, __original=original, **kwargs):
-                if _has_proxy(args) or _has_proxy(kwargs):
+                # an op on traced values, or on the model's own tensors (weights held in a
+                # closure), is recorded, never run at trace time; ops that ttnn's own Python
+                # code calls inside a real op run as they are
+                if (not _in_real_op.depth and threading.get_ident() == owner
+                        and (_has_traced(args) or _has_traced(kwargs))):
                     op = self
                     if tracer.call_hook is not None:
                         op, args, kwargs = tracer.call_hook(op, args, kwargs)
                     return tracer.create_proxy("call_function", op, args, kwargs)
-                return __original(self, *args, **kwargs)
+                _in_real_op.depth += 1
+                try:
+                    return __original(self, *args, **kwargs)
+                finally:
+                    _in_real_op.depth -= 1
 
             saved.append((cls, "__call__", original))
             cls.__call__ = call

@@ -2,9 +2,11 @@
 
 1. The replacement is traced with the matched input specs; its output specs must equal the
    original's (shape, dtype, layout, memory config).
-2. On random inputs of the matched specs, the reference semantics of the original subgraph and
-   of the replacement must agree: bit-exact when both are pure data movement, else PCC at or
-   above the threshold (and equal shapes).
+2. On inputs of the matched specs drawn from several domains (normal, wide with an offset,
+   tiny, negative, integer-valued, special values; fusion/numerics.py), the replacement's
+   reference result must equal the original's bit for bit when both are pure data movement,
+   else stay within an error bound against the original evaluated in exact arithmetic, with
+   NaN and inf where the original has them. PCC is reported, never sufficient.
 Results are cached per (pattern, spelling, input specs, captures): a 61-layer model verifies
 each distinct case once.
 """
@@ -21,7 +23,9 @@ import ttnn
 
 from . import ttnn_ops
 from .match import Candidate
-from .reference import NoReference, ReferenceRunner, _TORCH_DTYPES, round_to
+from . import numerics
+from .numerics import Measured, Tolerance, pcc  # noqa: F401  (pcc: re-exported for callers)
+from .reference import NoReference, ReferenceRunner, _compute_form, round_to
 from .specs import TensorSpec, UnknownSpec
 from .trace import trace_function
 
@@ -46,8 +50,9 @@ class Replacement:
 @dataclass
 class Outcome:
     ok: bool
-    text: str  # "bit-exact", "pcc=0.99998", or the refusal reason
+    text: str  # how it passed (Measured.summary()), or the refusal reason
     replacement: Replacement | None = None
+    measured: Measured | None = None  # errors, trials and PCC of the checks that ran
     # what fuse() derives once per outcome, not per match: (saved dispatches, saved bytes),
     # the unprofitable reason if any, and what the report says of each rewrite
     savings: tuple | None = None
@@ -64,45 +69,24 @@ def build_replacement(c: Candidate) -> Replacement:
     return Replacement(graph, root, calls, specs)
 
 
-def pcc(a: torch.Tensor, b: torch.Tensor) -> float:
-    a = a.detach().to(torch.float64).flatten()
-    b = b.detach().to(torch.float64).flatten()
-    if a.numel() == 0:
-        return 1.0
-    if not (torch.isfinite(a).all() and torch.isfinite(b).all()):
-        same = torch.equal(torch.nan_to_num(a), torch.nan_to_num(b))
-        return 1.0 if same else 0.0
-    da, db = a - a.mean(), b - b.mean()
-    na, nb = da.norm(), db.norm()
-    if na == 0 or nb == 0:
-        return 1.0 if torch.allclose(a, b, rtol=1e-2, atol=1e-3) else 0.0
-    return float((da @ db) / (na * nb))
-
-
 _POOL = 1_000_003  # prime: a tiled pool never lines up with tile, row or shape periods
 
 
-def random_input(spec: TensorSpec, gen: torch.Generator) -> torch.Tensor:
-    td = _TORCH_DTYPES.get(spec.dtype, torch.bfloat16)
+def random_input(spec: TensorSpec, gen: torch.Generator, domain: str = "normal") -> torch.Tensor:
+    """Values for `spec` from one input domain (fusion/numerics.py), rounded to its dtype and held
+    in the reference runner's compute form (float64 for floats: converted once, not per run)."""
     numel = spec.numel
-    floating = td.is_floating_point or spec.dtype in (ttnn.bfloat8_b, ttnn.bfloat4_b)
     if numel > 4 * _POOL:
         # a 7168x18432 weight would take seconds to draw; tile a prime-length random pool instead
-        # rounded once on the pool and kept in float32 (exact for bf16 values): no 100M-element casts
-        pool = torch.randn(_POOL, generator=gen) if floating else torch.randint(0, 16, (_POOL,), generator=gen)
-        pool = round_to(pool, spec.dtype)
-        pool = pool.float() if floating else pool
+        # rounded once on the pool: no 100M-element casts
+        pool = _compute_form(round_to(numerics.draw((_POOL,), spec.dtype, domain, gen), spec.dtype))
         return pool.repeat(numel // _POOL + 1)[:numel].reshape(spec.shape)
-    elif floating:
-        t = torch.randn(spec.shape, generator=gen, dtype=torch.float32)
-    else:
-        t = torch.randint(0, 16, spec.shape, generator=gen)
-    return round_to(t, spec.dtype)
+    return _compute_form(round_to(numerics.draw(tuple(spec.shape), spec.dtype, domain, gen), spec.dtype))
 
 
-def _seed(c: Candidate, key) -> int:
+def _seed(c: Candidate, key, salt: int = 0) -> int:
     # named, not by identity: the same case draws the same inputs in every process
-    text = repr((c.pattern.name, c.spelling.name, tuple(c.inputs), key[1:]))
+    text = repr((c.pattern.name, c.spelling.name, tuple(c.inputs), key[1:], salt))
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
 
 
@@ -117,8 +101,8 @@ def _lookup_factory(env: dict, runner: ReferenceRunner, owner):
     return lookup
 
 
-def _run_original(c: Candidate, inputs: dict, gm) -> list:
-    runner = ReferenceRunner(None)
+def _run_original(c: Candidate, inputs: dict, gm, exact: bool = False) -> list:
+    runner = ReferenceRunner(None, exact=exact)
     env = {c.inputs[k]: v for k, v in inputs.items()}
     lookup = _lookup_factory(env, runner, gm)
     for n in c.nodes:
@@ -143,9 +127,18 @@ def _run_replacement(r: Replacement, inputs: dict) -> list:
 
 
 class Verifier:
-    def __init__(self, pcc_threshold: float = 0.9999, trials: int = 2):
+    """Checks candidates (see the module text) and caches each outcome by what it depends on.
+
+    tolerance: the error bound of compute rewrites (fusion.Tolerance). pcc: None (PCC is
+    reported only), or a floor a rewrite must also reach; it never passes a rewrite by itself.
+    """
+
+    def __init__(self, pcc_threshold: float | None = None, tolerance: Tolerance | None = None, seed: int = 0):
+        if pcc_threshold is not None and not (isinstance(pcc_threshold, (int, float)) and -1 <= pcc_threshold <= 1):
+            raise ValueError(f"pcc must be None or a number in [-1, 1], got {pcc_threshold!r}")
         self.pcc_threshold = pcc_threshold
-        self.trials = trials
+        self.tolerance = tolerance if tolerance is not None else Tolerance()
+        self.seed = seed  # salts every case's input draws (tests run the catalog over many seeds)
         self.cache: dict = {}
         self._quick: dict = {}  # (spelling, input spec hash, output spec hash) -> (spec keys, outcome)
         self.hits = 0
@@ -218,37 +211,75 @@ class Verifier:
         if exact is None:
             exact = all(ttnn_ops.is_data_movement(n.target) or ttnn_ops.is_deallocate(n.target) for n in c.nodes) and all(
                 ttnn_ops.is_data_movement(n.target) or ttnn_ops.is_deallocate(n.target) for n in r.calls)
-        gen = torch.Generator().manual_seed(_seed(c, key))
-        worst = 1.0
+        gen = torch.Generator().manual_seed(_seed(c, key, self.seed))
+        measured = Measured(bit_exact=bool(exact))
+        tol = self.tolerance
+        out_dtypes = [s.dtype for s in want]
         try:
-            # bit-exact checks get every trial; a PCC over a whole tensor is settled by one
-            for _ in range(self.trials if exact else 1):
+            for domain in numerics.domains_for([n.meta["spec"].dtype for n in c.inputs.values()]):
                 values: dict = {}  # one random tensor per graph value, shared by aliased inputs
                 for n in c.inputs.values():
                     if n not in values:
-                        values[n] = random_input(n.meta["spec"], gen)
+                        values[n] = random_input(n.meta["spec"], gen, domain)
                 inputs = {k: values[n] for k, n in c.inputs.items()}
-                expected = _run_original(c, inputs, gm)
+                original = _run_original(c, inputs, gm)
                 got = _run_replacement(r, inputs)
-                for i, (e, g) in enumerate(zip(expected, got)):
-                    if not isinstance(e, torch.Tensor) or not isinstance(g, torch.Tensor):
+                exact_out = None if exact else _run_original(c, inputs, gm, exact=True)
+                measured.trials.append(domain)
+                for i, (o, g) in enumerate(zip(original, got)):
+                    where = f" (output {i}, {domain} inputs)" if len(original) > 1 else f" ({domain} inputs)"
+                    if not isinstance(o, torch.Tensor) or not isinstance(g, torch.Tensor):
                         return Outcome(False, f"output {i} is not a tensor in the reference run", r)
-                    if tuple(e.shape) != tuple(g.shape):
-                        return Outcome(False, f"output {i} shape {tuple(g.shape)} differs from {tuple(e.shape)}", r)
+                    if tuple(o.shape) != tuple(g.shape):
+                        return Outcome(False, f"output {i} shape {tuple(g.shape)} differs from {tuple(o.shape)}", r)
                     if exact:
-                        if e.dtype != g.dtype or not torch.equal(e, g):
-                            bad = int((e != g).sum()) if e.dtype == g.dtype else e.numel()
-                            return Outcome(False, f"not bit-exact: {bad} of {e.numel()} values differ", r)
-                    else:
-                        p = pcc(e, g)
-                        worst = min(worst, p)
-                        if not p >= self.pcc_threshold:
-                            return Outcome(False, f"pcc {p:.6f} below {self.pcc_threshold}", r)
+                        if not numerics.bits_equal(o, g):
+                            bad = int((o != g).sum()) if o.dtype == g.dtype else o.numel()
+                            return Outcome(False, f"not bit-exact{where}: {bad} of {o.numel()} values differ", r)
+                        continue
+                    why = numerics.check_output(exact_out[i], o, g, out_dtypes[i], tol, measured, where)
+                    if why:
+                        return Outcome(False, why, r, measured)
+                    if o.is_floating_point():
+                        p = numerics.pcc(o, g)
+                        measured.pcc = min(measured.pcc, p)
+                        if self.pcc_threshold is not None and not p >= self.pcc_threshold:
+                            return Outcome(False, f"pcc {p:.6f} below the required {self.pcc_threshold}{where}", r, measured)
         except NoReference as e:
             return Outcome(False, f"no reference semantics: {e}", r)
         except Exception as e:
             return Outcome(False, f"reference run failed: {type(e).__name__}: {e}", r)
-        return Outcome(True, "bit-exact" if exact else f"pcc={worst:.6f}", r)
+        return Outcome(True, measured.short(), r, measured)
+
+
+def compare_programs(original, fused, inputs: list, tolerance: Tolerance | None = None) -> str | None:
+    """Why the fused GraphModule's rounded reference result is not within the error bound of
+    the original's (fusion/numerics.py) on these inputs, or None. The same criterion as the
+    verifier's, for whole programs: the fuzzer and fusion.testing use it."""
+    tol = tolerance if tolerance is not None else Tolerance()
+    expected = ReferenceRunner(original).run(inputs)
+    exact = ReferenceRunner(original, exact=True).run(inputs)
+    got = ReferenceRunner(fused).run(inputs)
+    out = next(n for n in original.graph.nodes if n.op == "output").args[0]
+    nodes = list(out) if isinstance(out, (tuple, list)) else [out]
+    if not isinstance(expected, (tuple, list)):
+        expected, exact, got = [expected], [exact], [got]
+    if not isinstance(got, (tuple, list)) or len(got) != len(expected):
+        return f"output structure differs: {len(expected)} values vs {got!r:.60}"
+    measured = Measured()
+    for i, (o, e, g) in enumerate(zip(expected, exact, got)):
+        if not isinstance(o, torch.Tensor):
+            if o != g:
+                return f"output {i}: {o!r} != {g!r}"
+            continue
+        if not isinstance(g, torch.Tensor) or o.shape != g.shape:
+            return f"output {i}: shape {tuple(o.shape)} vs {tuple(getattr(g, 'shape', ()))}"
+        spec = nodes[i].meta.get("spec") if i < len(nodes) and isinstance(nodes[i], torch.fx.Node) else None
+        dtype = spec.dtype if isinstance(spec, TensorSpec) else ttnn.bfloat16
+        why = numerics.check_output(e, o, g, dtype, tol, measured, f" (output {i})")
+        if why:
+            return why
+    return None
 
 
 def _hashable(v):

@@ -34,7 +34,8 @@ def test_text_and_json():
     (rw,) = fused.report.rewrites
     assert data["rewrites"][0] == json.loads(json.dumps(rw.to_dict())) and set(data["rewrites"][0]) == {
         "pattern", "location", "verified", "nodes_replaced", "saved_dispatches", "saved_bytes", "spelling",
-        "replaced_ops", "replacement", "check", "captures"}
+        "replaced_ops", "replacement", "check", "captures", "errors"}
+    assert data["rewrites"][0]["errors"]["check"] == "bit-exact" and len(data["rewrites"][0]["errors"]["trials"]) == 6
 
 
 def test_rewrites_of_one_outcome_share_their_kind_and_keep_their_own_place():

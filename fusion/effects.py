@@ -1,0 +1,156 @@
+"""Memory effects: which buffers a ttnn call writes or frees, and which rewrites they forbid.
+
+The tracer turns every write into data flow (fusion/trace.py): an in-place op (`ttnn.add_`),
+an `output_tensor=` / `optional_output_tensor=` write and `ttnn.copy(src, dst)` record a node
+whose value is the written buffer's new version, and every later reader in the model reads that
+node. Each tensor node also carries the buffer it lives in (`meta["buffer"]`): its own for a
+fresh result, its source's for a result ttnn may return as a view or as the input itself
+(reshape, squeeze, a to_layout to the layout it already has, ...), the destination's for a write.
+
+What that leaves for the rewriter: a replacement is spliced at one place and reads its inputs
+there. `check` refuses a match that would move a read of a buffer across a write or free of it
+(or places the replacement before the first matched call, where every input still holds the
+value the original read), and a match that itself writes a buffer it does not own.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch.fx
+import ttnn
+
+from . import ttnn_ops
+from .specs import TensorSpec
+
+# keywords that name the buffer an op writes its result into
+OUTPUT_KEYWORDS = ("output_tensor", "optional_output_tensor", "output_tensors", "optional_output_tensors")
+
+_COPY = getattr(ttnn, "copy", None)
+_REALLOCATE = getattr(ttnn, "reallocate", None)
+_DEALLOCATE = ttnn.deallocate
+
+# results that may be a view of (or be) their first input: ttnn decides at run time
+_MAY_VIEW = frozenset(id(op) for op in (getattr(ttnn, n, None) for n in ("reshape", "view", "squeeze", "unsqueeze"))
+                      if op is not None)
+# results that are their input itself when nothing changes (same layout / memory config / dtype)
+_SAME_WHEN_UNCHANGED = frozenset(
+    id(op) for op in (getattr(ttnn, n, None) for n in ("to_layout", "to_memory_config", "typecast", "to_dtype"))
+    if op is not None)
+
+
+def _is_inplace(target: Any) -> bool:
+    """ttnn's in-place ops (`add_`, `multiply_`, ...) write their first tensor argument."""
+    name = getattr(target, "python_fully_qualified_name", "") or ""
+    return ttnn_ops.is_ttnn_op(target) and name.endswith("_") and not name.endswith("__")
+
+
+def _first_arg(target, args: tuple, kwargs: dict):
+    if args:
+        return args[0]
+    bound = ttnn_ops.bind(target, args, kwargs)
+    if bound:
+        return next(iter(bound.values()))
+    return None
+
+
+def _flat(value) -> list:
+    if isinstance(value, (list, tuple)):
+        return [v for x in value for v in _flat(x)]
+    return [] if value is None else [value]
+
+
+def written(target, args: tuple, kwargs: dict) -> list:
+    """The argument values (proxies, nodes or tensors) a call writes in place."""
+    out = []
+    for k in OUTPUT_KEYWORDS:
+        if k in kwargs:
+            out += _flat(kwargs[k])
+    if _COPY is not None and target is _COPY:
+        dst = args[1] if len(args) > 1 else kwargs.get("input_b")
+        out += _flat(dst)
+    elif _is_inplace(target):
+        out += _flat(_first_arg(target, args, kwargs))
+    return out
+
+
+def freed(target, args: tuple, kwargs: dict) -> list:
+    """The argument values a call frees (deallocate; reallocate moves its input and frees it)."""
+    if target is _DEALLOCATE or (_REALLOCATE is not None and target is _REALLOCATE):
+        return _flat(_first_arg(target, args, kwargs))
+    return []
+
+
+def view_source(node: torch.fx.Node) -> torch.fx.Node | None:
+    """The input whose buffer `node`'s result may share (a view, or the input itself), if any."""
+    tid = id(node.target)
+    if tid not in _MAY_VIEW and tid not in _SAME_WHEN_UNCHANGED:
+        return None
+    src = node.args[0] if node.args else None
+    if not isinstance(src, torch.fx.Node):
+        return None
+    if tid in _SAME_WHEN_UNCHANGED:
+        a, b = src.meta.get("spec"), node.meta.get("spec")
+        if isinstance(a, TensorSpec) and isinstance(b, TensorSpec) and a != b:
+            return None  # converted: a new buffer
+    return src
+
+
+def buffer_of(node: torch.fx.Node) -> torch.fx.Node:
+    """The node that stands for the buffer `node`'s value lives in."""
+    return node.meta.get("buffer", node)
+
+
+def mark(graph: torch.fx.Graph) -> None:
+    """Record on the graph that it holds writes or frees other than plain deallocates."""
+    graph._ttfuse_effects = True
+
+
+def has_effects(graph: torch.fx.Graph) -> bool:
+    return getattr(graph, "_ttfuse_effects", False)
+
+
+class Index:
+    """Writes and frees of each buffer in one graph (built once per rewrite round)."""
+
+    def __init__(self, graph: torch.fx.Graph):
+        self.killers: dict = {}  # buffer node -> write/reallocate nodes, graph order
+        self.stale: set = set()  # nodes that read a buffer version another write already replaced
+        for n in graph.nodes:
+            meta = n.meta
+            dest = meta.get("writes")
+            if dest is None and n.op == "call_function" and _REALLOCATE is not None and n.target is _REALLOCATE:
+                dest = meta.get("frees")
+            if dest is not None:
+                self.killers.setdefault(buffer_of(dest), []).append(n)
+            if "stale_read" in meta:
+                self.stale.add(n)
+
+
+def check(c, index: Index) -> str | None:
+    """Why candidate `c` may not be spliced at its last matched call, or None. Sets
+    `c.placement = "first"` when splicing before its first matched call keeps every read."""
+    matched = set(c.nodes)
+    owned = {buffer_of(n) for n in c.nodes}
+    for n in c.nodes:
+        if n in index.stale:
+            src, writer = n.meta["stale_read"]
+            return (f"{ttnn_ops.op_name(n.target)} at {n.meta.get('location', '?')} reads {src.name}, a view of a buffer "
+                    f"written in place at {writer.meta.get('location', '?')}: its value depends on whether ttnn made a view")
+        dest = n.meta.get("writes")
+        if dest is not None and buffer_of(dest) not in owned:
+            return (f"{ttnn_ops.op_name(n.target)} at {n.meta.get('location', '?')} writes {dest.name} in place, a buffer "
+                    f"from outside the match: the replacement would not write it")
+    crossing = []
+    for name, g in c.inputs.items():
+        for k in index.killers.get(buffer_of(g), ()):
+            if k not in matched and c.first < k < c.last:
+                crossing.append((name, k))
+    if not crossing:
+        return None
+    if all(g < c.first for g in c.inputs.values()):
+        c.placement = "first"  # every input is defined before the match: read them there
+        return None
+    name, k = crossing[0]
+    what = "frees" if k.meta.get("writes") is None else "writes"
+    return (f"{ttnn_ops.op_name(k.target)} at {k.meta.get('location', '?')} {what} input {name} between the matched calls "
+            f"(and an input is computed after the first of them): the fused op would read the new value")

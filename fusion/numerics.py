@@ -1,0 +1,254 @@
+"""What "computes the same thing" means for rounded arithmetic: error bounds against exact results.
+
+Pearson correlation cannot tell `y` from `a * y + c`, so it decides nothing here. Instead the
+original subgraph is evaluated twice on the same inputs: in exact arithmetic (float64, with only
+the roundings the ops themselves define: a typecast rounds, integer tensors hold integers) and
+with ttnn's rounded semantics (every result rounded to its node's dtype). A replacement's result
+is accepted elementwise when
+
+    |replacement - exact| <= max(factor * max(|original - exact|, rms over the row of |original - exact|),
+                                 ulps * ulp(output dtype, exact))
+
+and NaN and +-inf stand where the original has them. `factor` lets a replacement be as wrong as
+the code it replaces (rounding in another order); the row's RMS (last dim) stands in where the
+original happened to be right at one element of a reduction's output (its rounding errors
+spread over the row); `ulps` allows the final rounding of a fused result that the original
+happened to get exactly right. Integer outputs get no ulp allowance:
+they must be as exact as the original. Pure data movement is compared bit for bit instead.
+
+The defaults (factor 3, 2 ulps) were calibrated on the catalog. A fused op that rounds at other
+points than the chain it replaces has errors of the same size but independent of the
+original's; over a row of a matmul's output their elementwise maximum reaches about twice the
+original's RMS error (measured: 1.9x for rmsnorm_matmul on tiny inputs). Factor 3 keeps every
+built-in rewrite within two thirds of the bound over 20 seeds of every input domain
+(tests/test_error_bounds.py pins that), while a dropped scale, offset or rounding exceeds it by
+orders of magnitude.
+
+Inputs come from several distributions per dtype (`DOMAINS`), so a replacement wrong only for
+negative values, large magnitudes, tiny magnitudes or special values is caught.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import ttnn
+
+# Block-float formats share one exponent per 16 values: their ulp follows the block's largest value
+_MANTISSA_BITS = {ttnn.bfloat16: 7, ttnn.float32: 23, ttnn.bfloat8_b: 6, ttnn.bfloat4_b: 2}
+_MIN_EXPONENT = -126  # bf16, fp32 and the block formats share fp32's exponent range
+_BLOCK = {ttnn.bfloat8_b, ttnn.bfloat4_b}
+INTEGER_DTYPES = frozenset(d for d in (getattr(ttnn, n, None) for n in ("uint8", "uint16", "uint32", "int32"))
+                           if d is not None)
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """How far a replacement may be from exact arithmetic (see the module text).
+
+    ulps: the allowance every element gets, in units in the last place of the output dtype.
+    factor: how many times the original's own error (elementwise) a replacement may have.
+    """
+
+    ulps: float = 2.0
+    factor: float = 3.0
+
+    def __post_init__(self):
+        for name in ("ulps", "factor"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0 <= v < math.inf):
+                raise ValueError(f"Tolerance.{name} must be a finite number >= 0, got {v!r}")
+
+
+@dataclass
+class Measured:
+    """How close a replacement came, over every trial run."""
+
+    trials: list = field(default_factory=list)  # input domains run
+    max_abs: float = 0.0  # largest |replacement - exact| (or - original, for bit-exact checks)
+    max_ulps: float = 0.0  # the same in ulps of the output dtype (at the exact value)
+    bound_used: float = 0.0  # largest error / bound over all elements: <= 1 passes
+    pcc: float = 1.0  # worst Pearson correlation with the original (reported, never sufficient)
+    bit_exact: bool = False
+
+    def short(self) -> str:
+        """The report's check column: "bit-exact", or "error-bounded (12% of bound)"."""
+        if self.bit_exact:
+            return "bit-exact"
+        return f"error-bounded ({self.bound_used:.0%} of bound)"
+
+    def summary(self) -> str:
+        if self.bit_exact:
+            return f"bit-exact over {len(self.trials)} trials ({', '.join(self.trials)})"
+        return (f"error within {self.bound_used:.0%} of the bound (max {self.max_ulps:.3g} ulp, {self.max_abs:.3g} abs) "
+                f"over {len(self.trials)} trials ({', '.join(self.trials)}), pcc={self.pcc:.6f}")
+
+    def to_dict(self) -> dict:
+        return {"check": "bit-exact" if self.bit_exact else "error-bounded", "trials": list(self.trials),
+                "max_abs_error": self.max_abs, "max_ulp_error": self.max_ulps, "bound_used": self.bound_used,
+                "pcc": self.pcc}
+
+
+# ---------------------------------------------------------------------------
+# ulps
+# ---------------------------------------------------------------------------
+
+
+def ulp(values: torch.Tensor, dtype) -> torch.Tensor:
+    """The spacing of `dtype` at each of `values` (float64; block formats: at the block's largest)."""
+    mant = _MANTISSA_BITS.get(dtype)
+    if mant is None:
+        if dtype in INTEGER_DTYPES:
+            return torch.ones_like(values, dtype=torch.float64)
+        mant = 7  # unknown float format: no finer than bf16
+    mag = values.detach().to(torch.float64).abs().nan_to_num(0.0, posinf=0.0, neginf=0.0)
+    if dtype in _BLOCK and mag.dim() >= 1 and mag.numel():
+        last = mag.shape[-1]
+        if last % 16 == 0:
+            mag = mag.reshape(-1, 16).amax(dim=1, keepdim=True).expand(-1, 16).reshape(values.shape)
+        else:
+            mag = mag.amax(dim=-1, keepdim=True).expand_as(mag)
+    exponent = torch.floor(torch.log2(mag.clamp_min(2.0 ** _MIN_EXPONENT)))
+    return torch.exp2(exponent - mant)
+
+
+# ---------------------------------------------------------------------------
+# Comparing one output
+# ---------------------------------------------------------------------------
+
+
+def bits_equal(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Equal bit for bit (NaN payloads and the sign of zero included)."""
+    if a.dtype != b.dtype or a.shape != b.shape:
+        return False
+    if a.is_floating_point():
+        view = {2: torch.int16, 4: torch.int32, 8: torch.int64}.get(a.element_size())
+        if view is not None:
+            return torch.equal(a.contiguous().view(view), b.contiguous().view(view))
+    return torch.equal(a, b)
+
+
+def check_output(exact: torch.Tensor, original: torch.Tensor, got: torch.Tensor, dtype, tol: Tolerance,
+                 measured: Measured, where: str) -> str | None:
+    """None when `got` is within the bound, else why not (naming `where`)."""
+    e = exact.detach().to(torch.float64)
+    o = original.detach().to(torch.float64)
+    g = got.detach().to(torch.float64)
+    o_nan, g_nan = torch.isnan(o), torch.isnan(g)
+    if not torch.equal(o_nan, g_nan):
+        bad = int((o_nan != g_nan).sum())
+        return f"NaN in {bad} other place(s) than the original{where}"
+    o_inf, g_inf = torch.isinf(o), torch.isinf(g)
+    if not torch.equal(o_inf, g_inf) or not torch.equal(o[o_inf], g[g_inf]):
+        bad = int((o_inf != g_inf).sum()) or int((o[o_inf] != g[o_inf]).sum())
+        return f"+-inf in {bad} other place(s) than the original{where}"
+    finite = torch.isfinite(o)
+    # an exact result that overflows where the rounded one did not: measure from the original
+    ref = torch.where(torch.isfinite(e), e, o)
+    err_o = torch.where(finite, (o - ref).abs(), torch.zeros_like(o))
+    err_g = torch.where(finite, (g - ref).abs(), torch.zeros_like(o))
+    # the ulp where the rounded result lives: near a power of two the original may round into
+    # the next binade, whose ulp is twice the exact value's
+    unit = ulp(torch.where(finite, torch.maximum(ref.abs(), o.abs()), ref), dtype)
+    allow_ulps = 0.0 if dtype in INTEGER_DTYPES else tol.ulps
+    # rounding errors that pass through a reduction spread over its outputs: an element where the
+    # original happened to be right still gets the original's typical error over its row
+    if err_o.dim() and err_o.numel():
+        row = err_o.pow(2).mean(dim=-1, keepdim=True).sqrt()
+    else:
+        row = err_o
+    bound = torch.maximum(tol.factor * torch.maximum(err_o, row), allow_ulps * unit)
+    if not err_g.numel():
+        return None
+    measured.max_abs = max(measured.max_abs, float(err_g.max()))
+    measured.max_ulps = max(measured.max_ulps, float((err_g / unit).max()))
+    used = torch.where(bound > 0, err_g / torch.where(bound > 0, bound, torch.ones_like(bound)),
+                       torch.where(err_g > 0, torch.full_like(err_g, math.inf), torch.zeros_like(err_g)))
+    measured.bound_used = max(measured.bound_used, float(used.max()))
+    over = used > 1
+    if over.any():
+        i = int(torch.argmax(used.flatten()))
+        flat = lambda t: float(t.flatten()[i])  # noqa: E731
+        return (f"{int(over.sum())} of {err_g.numel()} values exceed the error bound{where}: e.g. exact {flat(ref):.6g}, "
+                f"original {flat(o):.6g} (error {flat(err_o):.3g}), replacement {flat(g):.6g} "
+                f"(error {flat(err_g):.3g} = {flat(err_g / unit):.3g} ulp; bound {flat(bound):.3g} = "
+                f"max({tol.factor:g} x the original's error there or over its row, {allow_ulps:g} ulp))")
+    return None
+
+
+def pcc(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Pearson correlation over the values finite in both (1.0 for an empty or constant pair that agrees)."""
+    a = a.detach().to(torch.float64).flatten()
+    b = b.detach().to(torch.float64).flatten()
+    keep = torch.isfinite(a) & torch.isfinite(b)
+    a, b = a[keep], b[keep]
+    if a.numel() == 0:
+        return 1.0
+    da, db = a - a.mean(), b - b.mean()
+    na, nb = da.norm(), db.norm()
+    if na == 0 or nb == 0:
+        return 1.0 if torch.equal(a, b) else 0.0
+    return float((da @ db) / (na * nb))
+
+
+# ---------------------------------------------------------------------------
+# Input domains
+# ---------------------------------------------------------------------------
+
+# float inputs: each trial draws every float input from one of these
+FLOAT_DOMAINS = ("normal", "wide", "tiny", "negative", "integers", "special")
+# integer inputs: the dtype's whole range, and small values around zero
+INT_DOMAINS = ("full", "small")
+
+_INT_RANGE = {"uint8": (0, 2 ** 8), "uint16": (0, 2 ** 16), "uint32": (0, 2 ** 32), "int32": (-2 ** 31, 2 ** 31)}
+
+
+def _int_range(dtype) -> tuple[int, int]:
+    for name, rng in _INT_RANGE.items():
+        if dtype == getattr(ttnn, name, None):
+            return rng
+    return (-2 ** 31, 2 ** 31)
+
+
+def domains_for(dtypes) -> tuple[str, ...]:
+    """The trials to run for inputs of these dtypes: every float domain when any input is a
+    float, else the integer ones. Special values only where every float input can hold them."""
+    floats = [d for d in dtypes if d not in INTEGER_DTYPES]
+    if not floats:
+        return INT_DOMAINS
+    if any(d in _BLOCK for d in floats):
+        # bfloat8_b/bfloat4_b share exponents per block: inf and NaN poison their whole block
+        return tuple(d for d in FLOAT_DOMAINS if d != "special")
+    return FLOAT_DOMAINS
+
+
+def draw(shape: tuple, dtype, domain: str, gen: torch.Generator) -> torch.Tensor:
+    """Values of `shape` from `domain` (float64 for floats, int64 for integers), before rounding."""
+    if dtype in INTEGER_DTYPES:
+        lo, hi = _int_range(dtype)
+        if domain == "small" or domain not in INT_DOMAINS:
+            lo, hi = max(lo, -64), min(hi, 64)
+        # randint's bounds are int64: the uint32 range fits
+        return torch.randint(lo, hi, shape, generator=gen, dtype=torch.int64)
+    if domain == "normal":
+        return torch.randn(shape, generator=gen, dtype=torch.float64)
+    if domain == "wide":  # hundreds, off centre: a lost offset or scale is visible against it
+        return torch.rand(shape, generator=gen, dtype=torch.float64) * 2000.0 - 700.0
+    if domain == "tiny":
+        return torch.randn(shape, generator=gen, dtype=torch.float64) * 2.0 ** -20
+    if domain == "negative":
+        return -(torch.rand(shape, generator=gen, dtype=torch.float64) * 8.0 + 2.0 ** -8)
+    if domain == "integers":
+        return torch.randint(-64, 65, shape, generator=gen).to(torch.float64)
+    if domain == "special":
+        t = torch.randn(shape, generator=gen, dtype=torch.float64)
+        flat = t.view(-1)
+        if flat.numel():
+            specials = torch.tensor([0.0, -0.0, math.inf, -math.inf, math.nan], dtype=torch.float64)
+            # about one value in 64, at random places; the rest stay ordinary
+            k = max(1, flat.numel() // 64)
+            where = torch.randint(0, flat.numel(), (k,), generator=gen)
+            flat[where] = specials[torch.randint(0, len(specials), (k,), generator=gen)]
+        return t
+    raise ValueError(f"unknown input domain {domain!r}")
