@@ -120,20 +120,18 @@ class FusedModel:
 
     def tensor_arguments(self, args, kwargs) -> list:
         values = self._bind(args, kwargs)
-        for name, traced_value in self._traced.constants.items():
-            if name in values and not _same_constant(values[name], traced_value):
+        for key, traced_value in self._traced.constants.items():
+            value = _argument(values, key)
+            if value is not _ABSENT and not _same_constant(value, traced_value):
                 raise InputError(
-                    f"argument {name}={values[name]!r} differs from the value it was fused with "
+                    f"argument {_key_text(key)}={value!r} differs from the value it was fused with "
                     f"({traced_value!r}); fuse again for this value")
         out = []
-        for n in self._traced.input_names:
-            if isinstance(n, tuple):
-                name, i = n
-                if not isinstance(values[name], (list, tuple)) or i >= len(values[name]):
-                    raise InputError(f"argument {name} must be a list of at least {i + 1} tensors, as when it was fused")
-                out.append(values[name][i])
-            else:
-                out.append(values[n])
+        for key in self._traced.input_names:
+            value = _argument(values, key)
+            if value is _ABSENT:
+                raise InputError(f"argument {_key_text(key)} is missing: it was a tensor when the model was fused")
+            out.append(value)
         return out
 
     def __call__(self, *args, **kwargs):
@@ -163,10 +161,12 @@ class FusedModel:
         cached = self.__dict__.get("_fast_cache", False)
         if cached is not False:
             return cached
-        params = list(self._traced.signature.parameters)
+        sig = self._traced.signature.parameters
+        params = list(sig)
         names = self._traced.input_names
         result = None
-        if all(isinstance(n, str) for n in names) and set(names) | set(self._traced.constants) == set(params):
+        plain = all(p.kind is p.POSITIONAL_OR_KEYWORD for p in sig.values())
+        if plain and all(isinstance(n, str) for n in names) and set(names) | set(self._traced.constants) == set(params):
             result = (len(params), [params.index(n) for n in names],
                       [(params.index(k), v) for k, v in self._traced.constants.items()])
         self.__dict__["_fast_cache"] = result
@@ -179,6 +179,25 @@ class FusedModel:
 
     def __repr__(self) -> str:
         return f"FusedModel({self._traced.model_name}, {len(self.report.rewrites)} rewrites)"
+
+
+_ABSENT = object()
+
+
+def _argument(values: dict, key):
+    """A bound argument by name, or an item of a list / *args / **kwargs argument by (name, index or key)."""
+    if not isinstance(key, tuple):
+        return values.get(key, _ABSENT)
+    name, item = key
+    container = values.get(name, _ABSENT)
+    try:
+        return container[item]
+    except (TypeError, IndexError, KeyError):
+        return _ABSENT
+
+
+def _key_text(key) -> str:
+    return key if not isinstance(key, tuple) else f"{key[0]}[{key[1]!r}]"
 
 
 def _same_constant(a, b) -> bool:

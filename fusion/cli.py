@@ -44,7 +44,7 @@ def parse_input(text: str):
         return low == "true"
     if re.fullmatch(r"-?\d+", t):
         return int(t)
-    if re.fullmatch(r"-?\d*\.\d*(e-?\d+)?|-?\d+e-?\d+", low):
+    if re.fullmatch(r"-?(\d+\.\d*|\.\d+)(e-?\d+)?|-?\d+e-?\d+", low):
         return float(t)
     parts = t.split(":")
     dims = re.split(r"[x,]", parts[0])
@@ -103,7 +103,20 @@ def _fuse(args):
     return model, fusion.fuse(model, inputs, patterns=pats)
 
 
+def _writable(path: str, flag: str) -> None:
+    """Fail before the work, not after it, when an output file cannot be written."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise CLIError(f"{flag} {path}: folder {os.path.dirname(path) or '.'} does not exist")
+    if os.path.isdir(path):
+        raise CLIError(f"{flag} {path}: is a folder; give a file name")
+    if not os.access(folder, os.W_OK):
+        raise CLIError(f"{flag} {path}: folder {os.path.dirname(path) or '.'} is not writable")
+
+
 def cmd_scan(args) -> int:
+    if args.json and args.json != "-":
+        _writable(args.json, "--json")
     _model, fused = _fuse(args)
     print(fused.report)
     if args.json:
@@ -111,8 +124,11 @@ def cmd_scan(args) -> int:
         if args.json == "-":
             print(text)
         else:
-            with open(args.json, "w") as f:
-                f.write(text)
+            try:
+                with open(args.json, "w") as f:
+                    f.write(text)
+            except OSError as e:
+                raise CLIError(f"--json {args.json}: {e.strerror or e}") from None
             print(f"report written to {args.json}")
     return 0
 
@@ -145,6 +161,7 @@ def to_dot(gm, title: str, highlight: bool) -> str:
 def cmd_graph(args) -> int:
     import fusion
 
+    _writable(args.out, "--out")
     model, fused = _fuse(args)
     before = fusion.trace(model, [parse_input(t) for t in args.input]).graph_module
     saved = f"{fused.report.saved_dispatches} dispatches, {fused.report.saved_bytes} bytes saved"

@@ -130,7 +130,7 @@ def check(c, index: Index) -> str | None:
     """Why candidate `c` may not be spliced at its last matched call, or None. Sets
     `c.placement = "first"` when splicing before its first matched call keeps every read."""
     matched = set(c.nodes)
-    owned = {buffer_of(n) for n in c.nodes}
+    owned = {n for n in c.nodes if buffer_of(n) is n}  # buffers the match allocates
     for n in c.nodes:
         if n in index.stale:
             src, writer = n.meta["stale_read"]

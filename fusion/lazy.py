@@ -67,6 +67,10 @@ class LazyFused:
             spec = v if isinstance(v, TensorSpec) else spec_from_value(v)
             if spec is not None:
                 key.append(("t", spec))
+            elif isinstance(v, (list, tuple)):  # a list of tensors, *args
+                key.append(("l", type(v), self._key(list(v))))
+            elif isinstance(v, dict):  # **kwargs
+                key.append(("d", tuple(v), self._key(list(v.values()))))
             else:
                 try:
                     hash(v)
@@ -81,14 +85,14 @@ class LazyFused:
         except TypeError as e:
             raise InputError(f"{self._name}: {e}") from None
         bound.apply_defaults()
-        return list(bound.arguments.values())
+        return bound.arguments
 
     def for_inputs(self, *args, **kwargs):
         """The FusedModel for these inputs' specs (traced and fused on first sight)."""
         from .api import fuse
 
-        values = [_as_example(v) for v in self._values(args, kwargs)]
-        key = self._key(values)
+        values = {k: _as_example(v) for k, v in self._values(args, kwargs).items()}
+        key = self._key(list(values.values()))
         fused = self.fused.get(key)
         if fused is None:
             fused = fuse(self._model, values, **self._options)

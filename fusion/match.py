@@ -20,6 +20,7 @@ import torch.fx
 
 from . import ttnn_ops
 from .candidate import Candidate, contiguous, located
+from .errors import PatternError
 from .compiled_matcher import FALLBACK, _SIMPLE, definitely_differs, plainly_equal
 from .pattern import MatchView, Pattern, Spelling, bind_call
 from .specs import TensorSpec, UnknownSpec
@@ -309,7 +310,12 @@ def _check(c: Candidate) -> str | None:
         why = c.pattern.check(view)
     except Exception as e:  # a check that crashes refuses, it never fuses
         why = f"check raised {type(e).__name__}: {e}"
-    return str(why) if why else None
+    if why is None or isinstance(why, str):
+        return why or None
+    # True, False, 0...: the author's intent is unknowable; a silent accept or a refusal saying
+    # "True" would both mislead
+    raise PatternError(f"pattern {c.pattern.name!r}: check must return None (accept) or a reason string (refuse), "
+                       f"got {why!r}")
 
 
 def _anchor_may_match(pnode, g: torch.fx.Node) -> bool:

@@ -54,6 +54,13 @@ class IntIn(Constraint):
     lo: int | None = None
     hi: int | None = None
 
+    def __post_init__(self):
+        for v in (self.lo, self.hi):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
+                raise PatternError(f"IntIn bounds must be ints or None, got {v!r}")
+        if self.lo is not None and self.hi is not None and self.lo > self.hi:
+            raise PatternError(f"IntIn({self.lo}, {self.hi}) accepts nothing: lo > hi")
+
     def __call__(self, value) -> bool:
         if isinstance(value, bool) or not isinstance(value, int):
             return False
@@ -70,6 +77,13 @@ class FloatIn(Constraint):
     lo: float
     hi: float
 
+    def __post_init__(self):
+        for v in (self.lo, self.hi):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v:
+                raise PatternError(f"FloatIn bounds must be numbers, got {v!r}")
+        if self.lo > self.hi:
+            raise PatternError(f"FloatIn({self.lo:g}, {self.hi:g}) accepts nothing: lo > hi")
+
     def __call__(self, value) -> bool:
         return isinstance(value, (int, float)) and not isinstance(value, bool) and self.lo <= value <= self.hi
 
@@ -80,6 +94,12 @@ class FloatIn(Constraint):
 @dataclass(frozen=True)
 class OneOf(Constraint):
     values: tuple
+
+    def __post_init__(self):
+        if isinstance(self.values, (str, bytes)) or not isinstance(self.values, (tuple, list, frozenset, set)):
+            raise PatternError(f"OneOf takes a tuple of the accepted values, got {self.values!r}")
+        if not self.values:
+            raise PatternError("OneOf(()) accepts nothing")
 
     def __call__(self, value) -> bool:
         return any(value == v and type(value) is type(v) for v in self.values)

@@ -10,6 +10,7 @@ value cannot be traced and raises `TraceError` at the user's line.
 from __future__ import annotations
 
 import builtins
+import functools
 import inspect
 import operator
 import os
@@ -530,13 +531,15 @@ def _recording_ttnn(tracer: TTTracer, extra_globals: list[dict]):
 @dataclass
 class Traced:
     graph_module: torch.fx.GraphModule
-    input_names: list  # parameter names (or (name, index) for list elements) fed from placeholders, in order
-    constants: dict  # the model's non-tensor parameters, baked into the graph
+    input_names: list  # parameter names (or (name, index/key) for items of lists, *args, **kwargs) fed from placeholders, in order
+    constants: dict  # the same keys -> the model's non-tensor arguments (copies), baked into the graph
     signature: inspect.Signature
     model_name: str
 
 
 def model_callable(model) -> tuple[Callable, str]:
+    if isinstance(model, functools.partial):
+        return model, _partial_target(model).__qualname__
     if isinstance(model, torch.fx.GraphModule):
         return model.forward, type(model).__name__
     if isinstance(model, torch.nn.Module):
@@ -548,29 +551,90 @@ def model_callable(model) -> tuple[Callable, str]:
     raise InputError(f"model must be a function, a torch.nn.Module or an object with __call__, got {type(model).__name__}")
 
 
+def _partial_target(fn):
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    return fn
+
+
+def _globals_of(fn) -> dict:
+    return getattr(inspect.unwrap(_partial_target(fn)), "__globals__", {})
+
+
 def _spec_of_example(value, name: str) -> TensorSpec | None:
     if isinstance(value, TensorSpec):
         return value
     return specs_mod.spec_from_value(value)
 
 
-def _bind_inputs(fn, sig: inspect.Signature, example_inputs, model_name: str) -> list[tuple[str, Any]]:
+def snapshot(value):
+    """A constant argument as it is now: containers are copied, so a caller mutating its list
+    after fuse() cannot change what the fused graph was traced with."""
+    if isinstance(value, list):
+        return [snapshot(v) for v in value]
+    if isinstance(value, tuple):
+        return type(value)(*map(snapshot, value)) if hasattr(value, "_fields") else tuple(snapshot(v) for v in value)
+    if isinstance(value, dict):
+        return {k: snapshot(v) for k, v in value.items()}
+    if isinstance(value, (set, bytearray)):
+        return type(value)(value)
+    return value
+
+
+_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+
+
+def _bind_inputs(fn, sig: inspect.Signature, example_inputs, model_name: str) -> list[tuple[str, Any, Any]]:
+    """(parameter name, example value, parameter) for every parameter the model is called with.
+
+    example_inputs is a list (positional parameters in order, then *args) or a dict by parameter
+    name (also for keyword-only parameters; *args as a list, **kwargs as a dict). Parameters
+    left out take their defaults."""
     params = list(sig.parameters.values())
+    positional = [p for p in params if p.kind in _POSITIONAL]
+    var_pos = next((p for p in params if p.kind is p.VAR_POSITIONAL), None)
+    var_kw = next((p for p in params if p.kind is p.VAR_KEYWORD), None)
+    names = ", ".join(p.name for p in params)
+    if isinstance(example_inputs, dict):
+        given = dict(example_inputs)
+        unknown = [k for k in given if k not in sig.parameters]
+        if unknown:
+            raise InputError(f"{model_name}({names}) has no parameter {unknown[0]!r} (example_inputs names it)")
+    elif isinstance(example_inputs, (list, tuple)):
+        items = list(example_inputs)
+        if len(items) > len(positional) and var_pos is None:
+            raise InputError(f"{model_name}({names}) takes at most {len(positional)} positional arguments "
+                             f"but example_inputs has {len(items)} items")
+        given = dict(zip((p.name for p in positional), items))
+        if var_pos is not None:
+            given[var_pos.name] = items[len(positional):]
+    else:
+        raise InputError(f"example_inputs must be a list (one item per model argument) or a dict by parameter name, "
+                         f"got {type(example_inputs).__name__}")
+    bound = []
     for p in params:
-        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
-            raise InputError(f"{model_name}: *args/**kwargs parameters ({p.name}) cannot be traced; name each input")
-    if not isinstance(example_inputs, (list, tuple)):
-        raise InputError(f"example_inputs must be a list (one item per model argument), got {type(example_inputs).__name__}")
-    required = [p for p in params if p.default is p.empty]
-    if len(example_inputs) < len(required) or len(example_inputs) > len(params):
-        names = ", ".join(p.name for p in params)
-        raise InputError(
-            f"{model_name} takes {len(required)}"
-            + (f" to {len(params)}" if len(params) != len(required) else "")
-            + f" arguments ({names}) but example_inputs has {len(example_inputs)} items"
-        )
-    bound = [(p.name, v) for p, v in zip(params, example_inputs)]
-    bound += [(p.name, p.default) for p in params[len(example_inputs):]]
+        if p.name in given:
+            value = given[p.name]
+            if p.kind is p.VAR_POSITIONAL and not isinstance(value, (list, tuple)):
+                raise InputError(f"{model_name}: example input for *{p.name} must be a list, got {type(value).__name__}")
+            if p.kind is p.VAR_KEYWORD and not isinstance(value, dict):
+                raise InputError(f"{model_name}: example input for **{p.name} must be a dict, got {type(value).__name__}")
+            if value is None and p.default is not None:
+                raise InputError(
+                    f"{model_name}: example input for {p.name} is None; give a fusion.TensorSpec, a tensor or a constant "
+                    f"(a parameter that accepts None should default to None, then None may be given or left out)")
+        elif p.kind is p.VAR_POSITIONAL:
+            value = []
+        elif p.kind is p.VAR_KEYWORD:
+            value = {}
+        elif p.default is not p.empty:
+            value = p.default
+        else:
+            required = [q.name for q in params if q.default is q.empty and q.kind not in (q.VAR_POSITIONAL, q.VAR_KEYWORD)]
+            have = (f"has {len(example_inputs)} items" if isinstance(example_inputs, (list, tuple))
+                    else f"names {', '.join(example_inputs) or 'nothing'}")
+            raise InputError(f"{model_name}({names}) needs {', '.join(required)} but example_inputs {have} (no {p.name})")
+        bound.append((p.name, value, p))
     return bound
 
 
@@ -598,30 +662,46 @@ def trace(model, example_inputs) -> Traced:
     sig = inspect.signature(fn)
     bound = _bind_inputs(fn, sig, example_inputs, model_name)
     tracer = TTTracer()
-    call_args, input_names, constants = [], [], {}
-    for name, value in bound:
+    args, kwargs, input_names, constants = [], {}, [], {}
+
+    def traced_value(name, key, value):
+        """A placeholder for a tensor example, None otherwise."""
         spec = _spec_of_example(value, name)
-        if spec is not None:
-            proxy = tracer.create_proxy("placeholder", name, (), {})
-            proxy.node.meta["spec"] = spec
-            call_args.append(proxy)
-            input_names.append(name)
-        elif isinstance(value, (list, tuple)) and value and all(_spec_of_example(v, name) is not None for v in value):
+        if spec is None:
+            return None
+        proxy = tracer.create_proxy("placeholder", name if key is None else f"{name}_{key}", (), {})
+        proxy.node.meta["spec"] = spec
+        input_names.append(name if key is None else (name, key))
+        return proxy
+
+    def element(name, key, value):
+        proxy = traced_value(name, key, value)
+        if proxy is not None:
+            return proxy
+        constants[(name, key)] = snapshot(value)
+        return constants[(name, key)]
+
+    for name, value, param in bound:
+        if param.kind is param.VAR_POSITIONAL:  # *args: each item on its own
+            args.extend(element(name, i, v) for i, v in enumerate(value))
+            continue
+        if param.kind is param.VAR_KEYWORD:  # **kwargs: each item on its own
+            kwargs.update({k: element(name, k, v) for k, v in value.items()})
+            continue
+        arg = traced_value(name, None, value)
+        if arg is None and isinstance(value, (list, tuple)) and value and all(
+                _spec_of_example(v, name) is not None for v in value):
             # a list of tensors (e.g. per-layer weights): one placeholder per element
-            items = []
-            for i, v in enumerate(value):
-                proxy = tracer.create_proxy("placeholder", f"{name}_{i}", (), {})
-                proxy.node.meta["spec"] = _spec_of_example(v, name)
-                items.append(proxy)
-                input_names.append((name, i))
-            call_args.append(type(value)(items))
+            arg = type(value)([traced_value(name, i, v) for i, v in enumerate(value)])
+        if arg is None:
+            arg = constants[name] = snapshot(value)
+        if param.kind is param.KEYWORD_ONLY:
+            kwargs[name] = arg
         else:
-            constants[name] = value
-            call_args.append(value)
-    fn_globals = [getattr(inspect.unwrap(fn), "__globals__", {})]
-    with recording_ttnn(tracer, fn_globals):
+            args.append(arg)
+    with recording_ttnn(tracer, [_globals_of(fn)]):
         try:
-            result = fn(*call_args)
+            result = fn(*args, **kwargs)
         except TraceError:
             raise
         except torch.fx.proxy.TraceError as e:  # FX's own, e.g. len() of a proxy
@@ -630,7 +710,7 @@ def trace(model, example_inputs) -> Traced:
         except Exception as e:
             # the model's own code failed on these inputs (a rank or dtype it did not expect, ...)
             loc = _innermost_user_frame(e.__traceback__)
-            given = ", ".join(f"{n}={_describe_example(v)}" for n, v in bound)
+            given = ", ".join(f"{n}={_describe_example(v)}" for n, v, _p in bound)
             raise InputError(
                 f"{model_name} failed while tracing with example inputs ({given}) at {loc}: "
                 f"{type(e).__name__}: {e}. Check that each example input has the shape, rank and dtype "
@@ -661,7 +741,7 @@ def trace_function(fn: Callable, tensor_params: dict[str, Any], scalar_params: d
             kwargs[name] = p
         else:
             kwargs[name] = value
-    with recording_ttnn(tracer, [getattr(inspect.unwrap(fn), "__globals__", {})]):
+    with recording_ttnn(tracer, [_globals_of(fn)]):
         result = fn(**kwargs)
     tracer.create_node("output", "output", (tracer.create_arg(result),), {})
     return tracer.graph, tracer.root

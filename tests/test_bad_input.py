@@ -78,3 +78,80 @@ def test_example_input_of_the_wrong_rank_names_the_argument_and_the_line():
         fusion.fuse(model, [TensorSpec((32, 8))])
     msg = str(err.value)
     assert "x=[32,8]" in msg and "test_bad_input.py:" in msg and "rank" in msg
+
+
+# --- signatures, constants and inputs a model author writes -----------------------------------
+
+_S = TensorSpec((1, 1, 32, 64))
+
+
+def _silu_mul_scaled(a, b, *, scale=1.0):
+    return ttnn.multiply(ttnn.silu(a), ttnn.multiply(b, scale))
+
+
+def test_keyword_only_parameters_take_their_defaults_or_a_dict():
+    assert len(fusion.fuse(_silu_mul_scaled, [_S, _S]).report.rewrites) == 1
+    fused = fusion.fuse(_silu_mul_scaled, {"a": _S, "b": _S, "scale": 2.0})
+    assert len(fused.report.rewrites) == 1
+    with pytest.raises(fusion.InputError, match="scale=3.0 differs"):
+        fused.tensor_arguments((None, None), {"scale": 3.0})
+    with pytest.raises(fusion.InputError, match="no parameter 'nope'"):
+        fusion.fuse(_silu_mul_scaled, {"a": _S, "b": _S, "nope": 1})
+
+
+def test_star_args_and_kwargs_and_partial_trace():
+    import functools
+
+    import torch
+
+    def model(a, *rest, **options):
+        out = ttnn.silu(a)
+        for r in rest:
+            out = ttnn.multiply(out, r)
+        return out
+
+    fused = fusion.fuse(model, [_S, _S, _S])
+    assert len(fused.report.rewrites) == 1
+    x = torch.randn(1, 1, 32, 64)
+    assert fusion.run_reference(fused, x, x, x).shape == (1, 1, 32, 64)
+    assert len(fusion.fuse(functools.partial(_silu_mul_scaled, scale=3.0), [_S, _S]).report.rewrites) == 1
+
+
+def test_a_constant_list_is_copied_when_fused():
+    import torch
+
+    def model(a, shape):
+        return ttnn.reshape(a, tuple(shape))
+
+    shape = [1, 1, 32, 64]
+    fused = fusion.fuse(model, [_S, shape])
+    shape.append(1)  # the caller's list changes after fusing
+    with pytest.raises(fusion.InputError, match="differs from the value it was fused with"):
+        fusion.run_reference(fused, torch.randn(1, 1, 32, 64), shape)
+    assert fusion.run_reference(fused, torch.randn(1, 1, 32, 64), [1, 1, 32, 64]).shape == (1, 1, 32, 64)
+
+
+def test_none_example_input_is_a_clear_error_unless_the_parameter_defaults_to_none():
+    with pytest.raises(fusion.InputError, match="example input for b is None"):
+        fusion.fuse(_silu_mul_scaled, [_S, None])
+
+    def model(a, bias=None):
+        return ttnn.silu(a) if bias is None else ttnn.add(a, bias)
+
+    assert fusion.fuse(model, [_S, None]).report is not None
+
+
+def test_malformed_constraints_and_checks_are_pattern_errors():
+    with pytest.raises(fusion.PatternError, match="accepts nothing"):
+        fusion.FloatIn(1, 0)
+    with pytest.raises(fusion.PatternError, match="accepts nothing"):
+        fusion.IntIn(5, 1)
+    with pytest.raises(fusion.PatternError, match="accepts nothing"):
+        fusion.OneOf(())
+
+    def unfused(a, b):
+        return ttnn.multiply(ttnn.silu(a), b)
+
+    p = fusion.Pattern("check_true", unfused, lambda a, b: ttnn.multiply(a, b), check=lambda m: True)
+    with pytest.raises(fusion.PatternError, match="check must return None"):
+        fusion.fuse(unfused, [_S, _S], patterns=[p])

@@ -50,3 +50,17 @@ def test_wrong_number_of_inputs_is_reported():
     proc = subprocess.run([sys.executable, "-m", "fusion.cli", "scan", MOE, "--input", "1x1x32x2880"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "InputError" in proc.stderr
+
+
+def test_bad_input_and_output_paths_are_one_line_with_exit_2(tmp_path, capsys):
+    with pytest.raises(CLIError, match="expected SHAPE"):
+        parse_input(".")
+    assert parse_input(".5") == 0.5 and parse_input("-2.") == -2.0
+    assert main(["scan", MOE, "--input", ".", "--input", "4x1x32x2880"]) == 2
+    assert "expected SHAPE" in capsys.readouterr().err
+    missing = tmp_path / "missing_dir" / "x.json"
+    assert main(["scan", MOE, "--input", "1x1x32x2880", "--input", "4x1x32x2880", "--json", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert "does not exist" in err and "Traceback" not in err
+    assert main(["graph", MOE, "--input", "1x1x32x2880", "--input", "4x1x32x2880", "--out", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
