@@ -102,15 +102,17 @@ def ulp(values: torch.Tensor, dtype) -> torch.Tensor:
         if dtype in INTEGER_DTYPES:
             return torch.ones_like(values, dtype=torch.float64)
         mant = 7  # unknown float format: no finer than bf16
-    mag = values.detach().to(torch.float64).abs().nan_to_num(0.0, posinf=0.0, neginf=0.0)
+    mag = values.detach().abs().nan_to_num(0.0, posinf=0.0, neginf=0.0)
+    if not mag.is_floating_point():
+        mag = mag.to(torch.float64)
     if dtype in _BLOCK and mag.dim() >= 1 and mag.numel():
         last = mag.shape[-1]
         if last % 16 == 0:
             mag = mag.reshape(-1, 16).amax(dim=1, keepdim=True).expand(-1, 16).reshape(values.shape)
         else:
             mag = mag.amax(dim=-1, keepdim=True).expand_as(mag)
-    exponent = torch.floor(torch.log2(mag.clamp_min(2.0 ** _MIN_EXPONENT)))
-    return torch.exp2(exponent - mant)
+    _, exponent = torch.frexp(mag.clamp_min(2.0 ** _MIN_EXPONENT))  # mag = m * 2^exponent, m in [0.5, 1)
+    return torch.ldexp(torch.ones_like(mag), exponent - 1 - mant)
 
 
 # ---------------------------------------------------------------------------
@@ -131,10 +133,15 @@ def bits_equal(a: torch.Tensor, b: torch.Tensor) -> bool:
 
 def check_output(exact: torch.Tensor, original: torch.Tensor, got: torch.Tensor, dtype, tol: Tolerance,
                  measured: Measured, where: str) -> str | None:
-    """None when `got` is within the bound, else why not (naming `where`)."""
-    e = exact.detach().to(torch.float64)
-    o = original.detach().to(torch.float64)
-    g = got.detach().to(torch.float64)
+    """None when `got` is within the bound, else why not (naming `where`). Works in the exact
+    result's float precision (the reference's compute dtype: float32 when every value is a
+    16-bit float, which is 2^16 times finer than their ulp), float64 for integers."""
+    work = exact.dtype if exact.is_floating_point() and exact.dtype in (torch.float32, torch.float64) else torch.float64
+    if dtype not in _MANTISSA_BITS or dtype == ttnn.float32:
+        work = torch.float64
+    e = exact.detach().to(work)
+    o = original.detach().to(work)
+    g = got.detach().to(work)
     o_nan, g_nan = torch.isnan(o), torch.isnan(g)
     if not torch.equal(o_nan, g_nan):
         bad = int((o_nan != g_nan).sum())
@@ -179,8 +186,10 @@ def check_output(exact: torch.Tensor, original: torch.Tensor, got: torch.Tensor,
 
 def pcc(a: torch.Tensor, b: torch.Tensor) -> float:
     """Pearson correlation over the values finite in both (1.0 for an empty or constant pair that agrees)."""
-    a = a.detach().to(torch.float64).flatten()
-    b = b.detach().to(torch.float64).flatten()
+    a = a.detach().flatten()
+    b = b.detach().flatten()
+    if not (a.is_floating_point() and a.dtype == b.dtype and a.element_size() >= 4):
+        a, b = a.to(torch.float64), b.to(torch.float64)
     keep = torch.isfinite(a) & torch.isfinite(b)
     a, b = a[keep], b[keep]
     if a.numel() == 0:
@@ -211,20 +220,29 @@ def _int_range(dtype) -> tuple[int, int]:
     return (-2 ** 31, 2 ** 31)
 
 
-def domains_for(dtypes) -> tuple[str, ...]:
-    """The trials to run for inputs of these dtypes: every float domain when any input is a
-    float, else the integer ones. Special values only where every float input can hold them."""
+# A case whose inputs hold more values than this runs LARGE_CASE_DOMAINS only: each trial reads
+# every weight at memory bandwidth (a 7168x18432 linear: ~0.5 s per trial here), and these three
+# catch a lost scale or offset (normal), a range-limited replacement (wide) and NaN/inf handling
+LARGE_CASE_VALUES = 1 << 26
+LARGE_CASE_DOMAINS = ("normal", "wide")
+
+
+def domains_for(dtypes, values: int = 0) -> tuple[str, ...]:
+    """The trials to run for inputs of these dtypes holding `values` values in all: every float
+    domain when any input is a float, else the integer ones; special values only where every
+    float input can hold them; LARGE_CASE_DOMAINS for very large cases."""
     floats = [d for d in dtypes if d not in INTEGER_DTYPES]
     if not floats:
         return INT_DOMAINS
+    domains = LARGE_CASE_DOMAINS if values > LARGE_CASE_VALUES else FLOAT_DOMAINS
     if any(d in _BLOCK for d in floats):
         # bfloat8_b/bfloat4_b share exponents per block: inf and NaN poison their whole block
-        return tuple(d for d in FLOAT_DOMAINS if d != "special")
-    return FLOAT_DOMAINS
+        return tuple(d for d in domains if d != "special")
+    return domains
 
 
-def draw(shape: tuple, dtype, domain: str, gen: torch.Generator) -> torch.Tensor:
-    """Values of `shape` from `domain` (float64 for floats, int64 for integers), before rounding."""
+def draw(shape: tuple, dtype, domain: str, gen: torch.Generator, floats=torch.float64) -> torch.Tensor:
+    """Values of `shape` from `domain` (`floats` for float dtypes, int64 for integers), before rounding."""
     if dtype in INTEGER_DTYPES:
         lo, hi = _int_range(dtype)
         if domain == "small" or domain not in INT_DOMAINS:
@@ -232,20 +250,20 @@ def draw(shape: tuple, dtype, domain: str, gen: torch.Generator) -> torch.Tensor
         # randint's bounds are int64: the uint32 range fits
         return torch.randint(lo, hi, shape, generator=gen, dtype=torch.int64)
     if domain == "normal":
-        return torch.randn(shape, generator=gen, dtype=torch.float64)
+        return torch.randn(shape, generator=gen, dtype=floats)
     if domain == "wide":  # hundreds, off centre: a lost offset or scale is visible against it
-        return torch.rand(shape, generator=gen, dtype=torch.float64) * 2000.0 - 700.0
+        return torch.rand(shape, generator=gen, dtype=floats) * 2000.0 - 700.0
     if domain == "tiny":
-        return torch.randn(shape, generator=gen, dtype=torch.float64) * 2.0 ** -20
+        return torch.randn(shape, generator=gen, dtype=floats) * 2.0 ** -20
     if domain == "negative":
-        return -(torch.rand(shape, generator=gen, dtype=torch.float64) * 8.0 + 2.0 ** -8)
+        return -(torch.rand(shape, generator=gen, dtype=floats) * 8.0 + 2.0 ** -8)
     if domain == "integers":
-        return torch.randint(-64, 65, shape, generator=gen).to(torch.float64)
+        return torch.randint(-64, 65, shape, generator=gen).to(floats)
     if domain == "special":
-        t = torch.randn(shape, generator=gen, dtype=torch.float64)
+        t = torch.randn(shape, generator=gen, dtype=floats)
         flat = t.view(-1)
         if flat.numel():
-            specials = torch.tensor([0.0, -0.0, math.inf, -math.inf, math.nan], dtype=torch.float64)
+            specials = torch.tensor([0.0, -0.0, math.inf, -math.inf, math.nan], dtype=floats)
             # about one value in 64, at random places; the rest stay ordinary
             k = max(1, flat.numel() // 64)
             where = torch.randint(0, flat.numel(), (k,), generator=gen)

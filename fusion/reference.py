@@ -1,7 +1,8 @@
 """Reference semantics: run a traced graph on the CPU with ttnn's golden functions.
 
 Each ttnn op runs as `ttnn.get_golden_function(op)` on torch tensors; a micro-op entry runs
-its own `golden`. Goldens compute in float64. Two semantics:
+its own `golden`. Goldens compute in float64 (the verifier uses float32 for large cases of
+16-bit floats: `compute_dtype`). Two semantics:
 
 * rounded (the default): after every op the result is rounded to the dtype in the node's spec,
   as ttnn would store it (bfloat16, float32, bfloat8_b through ttnn's own host conversion);
@@ -18,6 +19,8 @@ from __future__ import annotations
 import builtins
 import functools
 import operator
+import threading
+from contextlib import contextmanager
 from typing import Any, Callable
 
 import torch
@@ -25,6 +28,9 @@ import torch.fx
 import ttnn
 
 from . import ttnn_ops
+from ttnn.operations.activations import get_golden_function_for_activation
+from ttnn.operations.golden_common import golden_to_output_dtype
+
 from .errors import InputError
 from .numerics import INTEGER_DTYPES
 from .specs import TensorSpec
@@ -34,11 +40,73 @@ class NoReference(Exception):
     """An op in the graph has no golden function."""
 
 
+# ---------------------------------------------------------------------------
+# Matmul products shared within one verification trial
+# ---------------------------------------------------------------------------
+# A rewrite of `linear -> activation` into `linear(activation=)` multiplies the same operands
+# in the original, in the exact reference and in the replacement; with a 7168x18432 weight each
+# product costs a third of a second here. Inside `shared_products()` each distinct product is
+# computed once (operands compared by identity, kept alive by the memo).
+
+_PRODUCTS = threading.local()
+
+
+@contextmanager
+def shared_products():
+    _PRODUCTS.memo = {}
+    try:
+        yield
+    finally:
+        _PRODUCTS.memo = None
+
+
+def _product(a, b, transpose_a: bool, transpose_b: bool):
+    memo = getattr(_PRODUCTS, "memo", None)
+    key = (id(a), id(b), bool(transpose_a), bool(transpose_b))
+    if memo is not None and key in memo:
+        return memo[key][2]
+    x = a.transpose(-1, -2) if transpose_a else a
+    y = b.transpose(-1, -2) if transpose_b else b
+    out = x @ y.to(x.dtype)
+    if memo is not None:
+        memo[key] = (a, b, out)
+    return out
+
+
+def _matmul_reference(input_tensor_a, input_tensor_b, transpose_a=False, transpose_b=False, *, bias=None,
+                      program_config=None, activation=None, dtype=None, _linear=False, **_):
+    """ttnn.matmul / ttnn.linear as their goldens define them (tests/test_reference.py compares
+    the two on every option): the product, linear's bias, the program config's fused
+    activation or else `activation`, the output dtype; the product from `_product`."""
+    out = _product(input_tensor_a, input_tensor_b, transpose_a, transpose_b)
+    if _linear and bias is not None:
+        if len(bias) == 2:
+            if bias.shape[0] != 1:
+                raise RuntimeError("bias must be a 1D tensor")
+            bias = bias[0]
+        out = out + bias
+    fused = getattr(program_config, "fused_activation", None) if program_config is not None else None
+    act = fused.op_type if fused else activation
+    if act is not None:
+        out = get_golden_function_for_activation(act)(out)
+    while out.dim() > input_tensor_a.dim():
+        out = out.squeeze(0)
+    return golden_to_output_dtype(out, dtype)
+
+
+_OWN_REFERENCES = {
+    id(ttnn.matmul): _matmul_reference,
+    id(ttnn.linear): functools.partial(_matmul_reference, _linear=True),
+}
+
+
 @functools.lru_cache(maxsize=None)
 def _golden(target) -> Callable:
     own = getattr(target, "golden", None)
     if callable(own):
         return own
+    if id(target) in _OWN_REFERENCES:
+        return _OWN_REFERENCES[id(target)]
     if ttnn_ops.is_ttnn_op(target):
         try:
             return ttnn.get_golden_function(target)
@@ -76,14 +144,28 @@ def round_to(t: Any, dtype) -> Any:
     return t.to(td)
 
 
-def _compute_form(value: Any) -> Any:
-    # goldens run on float64 copies: every bf16/bf8/fp32 value is exact in it, so the only
-    # rounding is the one applied to each result (none in exact mode), not the golden's own
-    if isinstance(value, torch.Tensor) and value.is_floating_point() and value.dtype is not torch.float64:
-        return value.double()
+def _compute_form(value: Any, compute=torch.float64) -> Any:
+    # goldens run on float64 copies (float32 where every value is a 16-bit float: see
+    # compute_dtype), so the only rounding is the one applied to each result (none in exact
+    # mode), not the golden's own
+    if isinstance(value, torch.Tensor) and value.is_floating_point() and value.dtype is not compute:
+        return value.to(compute)
     if isinstance(value, (list, tuple)) and any(isinstance(v, torch.Tensor) for v in value):
-        return type(value)(_compute_form(v) for v in value)
+        return type(value)(_compute_form(v, compute) for v in value)
     return value
+
+
+# a case with more input values than this (a large weight) computes in float32 when it can
+FLOAT32_COMPUTE_VALUES = 1 << 22
+
+
+def compute_dtype(dtypes, values: int = 0) -> torch.dtype:
+    """What goldens compute in for a case with values of these ttnn dtypes, `values` input values
+    in all: float64; float32 for a large case where every float has at most bfloat16's
+    precision (2^16 times finer than their ulp; it halves the cost of large matmuls)."""
+    if values > FLOAT32_COMPUTE_VALUES and not any(d == ttnn.float32 for d in dtypes):
+        return torch.float32
+    return torch.float64
 
 
 def to_torch_value(value: Any) -> Any:
@@ -111,13 +193,28 @@ _CONVERSIONS = frozenset(id(op) for op in (getattr(ttnn, n, None) for n in ("typ
 _OUTPUT_BUFFER_KEYWORDS = ("output_tensor", "optional_output_tensor", "output_tensors", "optional_output_tensors")
 
 
+def evaluate(node: torch.fx.Node, lookup: Callable[[torch.fx.Node], Any], compute=torch.float64) -> Any:
+    """A call node's golden result on its argument values, before any rounding."""
+    target = node.target
+    if ttnn_ops.is_deallocate(target):
+        return None
+    args = map_args(node.args, lambda n: _compute_form(lookup(n), compute))
+    kwargs = map_args(node.kwargs, lambda n: _compute_form(lookup(n), compute))
+    if target is builtins.getattr and isinstance(args[0], torch.Tensor) and args[1] in ("shape", "padded_shape"):
+        return tuple(args[0].shape)
+    for k in _OUTPUT_BUFFER_KEYWORDS:
+        kwargs.pop(k, None)
+    return _golden(target)(*args, **kwargs)
+
+
 class ReferenceRunner:
     """Evaluates nodes of one GraphModule; constant weights are converted to torch once.
     exact=True: exact semantics (see the module text), else rounded."""
 
-    def __init__(self, gm: torch.fx.GraphModule | None, exact: bool = False):
+    def __init__(self, gm: torch.fx.GraphModule | None, exact: bool = False, compute: torch.dtype | None = None):
         self.gm = gm
         self.exact = exact
+        self.compute = compute if compute is not None else torch.float64
         self._consts: dict = {}
 
     def constant(self, node: torch.fx.Node, owner=None) -> Any:
@@ -132,19 +229,13 @@ class ReferenceRunner:
         return self._consts[node]
 
     def call(self, node: torch.fx.Node, lookup: Callable[[torch.fx.Node], Any]) -> Any:
-        target = node.target
-        if ttnn_ops.is_deallocate(target):
-            return None
-        args = map_args(node.args, lambda n: _compute_form(lookup(n)))
-        kwargs = map_args(node.kwargs, lambda n: _compute_form(lookup(n)))
-        if target is builtins.getattr and isinstance(args[0], torch.Tensor) and args[1] in ("shape", "padded_shape"):
-            return tuple(args[0].shape)
-        for k in _OUTPUT_BUFFER_KEYWORDS:
-            kwargs.pop(k, None)
-        fn = _golden(target)
-        out = fn(*args, **kwargs)
+        return self.finish(node, evaluate(node, lookup, self.compute))
+
+    def finish(self, node: torch.fx.Node, out: Any) -> Any:
+        """A node's golden result as this runner's semantics store it (rounded, or exact)."""
         spec = node.meta.get("spec")
-        if self.exact and not (id(target) in _CONVERSIONS or (isinstance(spec, TensorSpec) and spec.dtype in INTEGER_DTYPES)):
+        if self.exact and not (id(node.target) in _CONVERSIONS
+                               or (isinstance(spec, TensorSpec) and spec.dtype in INTEGER_DTYPES)):
             return out
         if isinstance(spec, TensorSpec):
             out = round_to(out, spec.dtype)

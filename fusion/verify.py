@@ -25,7 +25,7 @@ from . import ttnn_ops
 from .match import Candidate
 from . import numerics
 from .numerics import Measured, Tolerance, pcc  # noqa: F401  (pcc: re-exported for callers)
-from .reference import NoReference, ReferenceRunner, _compute_form, round_to
+from .reference import NoReference, ReferenceRunner, _compute_form, compute_dtype, evaluate, round_to, shared_products
 from .specs import TensorSpec, UnknownSpec
 from .trace import trace_function
 
@@ -72,16 +72,30 @@ def build_replacement(c: Candidate) -> Replacement:
 _POOL = 1_000_003  # prime: a tiled pool never lines up with tile, row or shape periods
 
 
-def random_input(spec: TensorSpec, gen: torch.Generator, domain: str = "normal") -> torch.Tensor:
+def random_input(spec: TensorSpec, gen: torch.Generator, domain: str = "normal", compute=torch.float64,
+                 large: dict | None = None) -> torch.Tensor:
     """Values for `spec` from one input domain (fusion/numerics.py), rounded to its dtype and held
-    in the reference runner's compute form (float64 for floats: converted once, not per run)."""
+    in the reference runner's compute form (converted once, not per run).
+
+    A tensor of more than 4M values (a weight) is tiled from a prime-length pool whose segments
+    come from every domain but "special" (a NaN per 64 values would make every output NaN): one
+    such tensor per spec, made once per verification (`large` holds them) and shared by its
+    trials, whose other inputs follow the trial's domain. Building a 7168x18432 weight costs more
+    than the trial that reads it."""
     numel = spec.numel
     if numel > 4 * _POOL:
-        # a 7168x18432 weight would take seconds to draw; tile a prime-length random pool instead
-        # rounded once on the pool: no 100M-element casts
-        pool = _compute_form(round_to(numerics.draw((_POOL,), spec.dtype, domain, gen), spec.dtype))
-        return pool.repeat(numel // _POOL + 1)[:numel].reshape(spec.shape)
-    return _compute_form(round_to(numerics.draw(tuple(spec.shape), spec.dtype, domain, gen), spec.dtype))
+        key = (spec.shape, spec.dtype)
+        if large is not None and key in large:
+            return large[key]
+        doms = [d for d in numerics.domains_for([spec.dtype]) if d != "special"]
+        cut = [_POOL * i // len(doms) for i in range(len(doms) + 1)]
+        pool = torch.cat([numerics.draw((b - a,), spec.dtype, d, gen, compute) for d, a, b in zip(doms, cut, cut[1:])])
+        pool = _compute_form(round_to(pool, spec.dtype), compute)
+        t = pool.repeat(numel // _POOL + 1)[:numel].reshape(spec.shape)
+        if large is not None:
+            large[key] = t
+        return t
+    return _compute_form(round_to(numerics.draw(tuple(spec.shape), spec.dtype, domain, gen, compute), spec.dtype), compute)
 
 
 def _seed(c: Candidate, key, salt: int = 0) -> int:
@@ -101,17 +115,30 @@ def _lookup_factory(env: dict, runner: ReferenceRunner, owner):
     return lookup
 
 
-def _run_original(c: Candidate, inputs: dict, gm, exact: bool = False) -> list:
-    runner = ReferenceRunner(None, exact=exact)
-    env = {c.inputs[k]: v for k, v in inputs.items()}
-    lookup = _lookup_factory(env, runner, gm)
+def _run_original(c: Candidate, inputs: dict, gm, exact: bool, compute) -> tuple[list, list | None]:
+    """(rounded outputs, exact outputs or None) of the matched subgraph. A call whose arguments are
+    the same values in both semantics (the first calls, reading the inputs) is evaluated once."""
+    rounded = ReferenceRunner(None, compute=compute)
+    env_r = {c.inputs[k]: v for k, v in inputs.items()}
+    lookup_r = _lookup_factory(env_r, rounded, gm)
+    if not exact:
+        for n in c.nodes:
+            env_r[n] = rounded.call(n, lookup_r)
+        return [env_r[o] for o in c.outputs], None
+    precise = ReferenceRunner(None, exact=True, compute=compute)
+    env_e = dict(env_r)
+    lookup_e = _lookup_factory(env_e, precise, gm)
     for n in c.nodes:
-        env[n] = runner.call(n, lookup)
-    return [env[o] for o in c.outputs]
+        if all(lookup_r(a) is lookup_e(a) for a in n.all_input_nodes):
+            out = evaluate(n, lookup_e, compute)
+            env_e[n], env_r[n] = precise.finish(n, out), rounded.finish(n, out)
+        else:
+            env_e[n], env_r[n] = precise.call(n, lookup_e), rounded.call(n, lookup_r)
+    return [env_r[o] for o in c.outputs], [env_e[o] for o in c.outputs]
 
 
-def _run_replacement(r: Replacement, inputs: dict) -> list:
-    runner = ReferenceRunner(None)
+def _run_replacement(r: Replacement, inputs: dict, compute) -> list:
+    runner = ReferenceRunner(None, compute=compute)
     env = {}
     lookup = _lookup_factory(env, runner, r.root)
     for n in r.graph.nodes:
@@ -215,16 +242,21 @@ class Verifier:
         measured = Measured(bit_exact=bool(exact))
         tol = self.tolerance
         out_dtypes = [s.dtype for s in want]
+        in_dtypes = [n.meta["spec"].dtype for n in c.inputs.values()]
+        values_in = sum(n.meta["spec"].numel for n in set(c.inputs.values()))
+        compute = compute_dtype([*in_dtypes, *(n.meta["spec"].dtype for n in c.nodes if type(n.meta.get("spec")) is TensorSpec),
+                                 *(s.dtype for s in r.output_specs)], values_in)
         try:
-            for domain in numerics.domains_for([n.meta["spec"].dtype for n in c.inputs.values()]):
+            large: dict = {}
+            for domain in numerics.domains_for(in_dtypes, values_in):
                 values: dict = {}  # one random tensor per graph value, shared by aliased inputs
                 for n in c.inputs.values():
                     if n not in values:
-                        values[n] = random_input(n.meta["spec"], gen, domain)
+                        values[n] = random_input(n.meta["spec"], gen, domain, compute, large)
                 inputs = {k: values[n] for k, n in c.inputs.items()}
-                original = _run_original(c, inputs, gm)
-                got = _run_replacement(r, inputs)
-                exact_out = None if exact else _run_original(c, inputs, gm, exact=True)
+                with shared_products():  # the original's and the replacement's matmuls of one operand pair
+                    original, exact_out = _run_original(c, inputs, gm, not exact, compute)
+                    got = _run_replacement(r, inputs, compute)
                 measured.trials.append(domain)
                 for i, (o, g) in enumerate(zip(original, got)):
                     where = f" (output {i}, {domain} inputs)" if len(original) > 1 else f" ({domain} inputs)"
