@@ -6,9 +6,13 @@ Each program mixes instances of the catalog's patterns (drawn from the catalog t
 pattern's `example`, so new patterns are fuzzed automatically), near-misses of them (a literal
 changed, an op swapped for a sibling, an input's dtype or layout changed, an intermediate made
 to escape), shared inputs and several consumers, `deallocate` calls, chains that feed each
-other, and ops no pattern or spec rule knows. Each is fused, and `run_reference` of the
-original and the fused program are compared on random inputs: bit-exact where the program is
-pure data movement, else within a bf16-derived tolerance. A mismatch, a crash or a hang is a
+other, ops no pattern or spec rule knows, in-place writes (`add_`, `multiply_`, `output_tensor=`,
+`ttnn.copy`) and moves (`reallocate`) of values and of a pattern instance's inputs between its
+calls, views (a same-shape reshape) read after their base was written, and integer inputs.
+Each is fused, and the reference semantics of the original and the fused program are compared
+on inputs from two input domains (rotating over all of them with the program index): bit-exact
+where the program is pure data movement, else with the verifier's own error bound against
+exact arithmetic (fusion/numerics.py). A mismatch, a crash or a hang is a
 failure: the program is shrunk to the fewest segments that still fail and saved as a
 reproducer (`python <file>` replays it). The last line is `N programs, R rewrites, M mismatches`;
 the exit code is non-zero on any failure.
@@ -41,8 +45,8 @@ _LAYOUTS = ("TILE", "ROW_MAJOR")
 def _spec_desc(spec) -> list:
     import ttnn
 
-    return [list(spec.shape), "float32" if spec.dtype == ttnn.float32 else "bfloat16",
-            "ROW_MAJOR" if spec.layout == ttnn.ROW_MAJOR_LAYOUT else "TILE"]
+    dtype = next((n for n in ("float32", "int32", "bfloat8_b") if spec.dtype == getattr(ttnn, n)), "bfloat16")
+    return [list(spec.shape), dtype, "ROW_MAJOR" if spec.layout == ttnn.ROW_MAJOR_LAYOUT else "TILE"]
 
 
 def _spec(desc):
@@ -122,17 +126,34 @@ def draw_program(seed: int, index: int) -> dict:
                 mutation = {"kind": "literal", "call": rng.randrange(8), "choice": rng.randrange(1 << 16)}
             elif r < 0.5:
                 mutation = {"kind": "swap_op", "call": rng.randrange(8), "choice": rng.randrange(1 << 16)}
+            write = None
+            if rng.random() < 0.2:
+                # an in-place write to one of the instance's inputs just before one of its calls
+                # (not a move: the instance reads its input again, which would be a use after free)
+                write = {"call": rng.randrange(1, 4), "input": rng.choice(pattern.tensor_inputs),
+                         "how": rng.choice([w for w in WRITES if w != "reallocate"])}
             seg = {"kind": "pattern", "pattern": pattern.name, "pattern_index": pi, "spelling": si, "inputs": binds,
                    "captures": caps, "mutation": mutation, "escape": rng.random() < 0.15,
-                   "deallocate": rng.random() < 0.3}
+                   "deallocate": rng.random() < 0.3, "write": write}
             segments.append(seg)
             # its output may feed later segments when shapes happen to fit
             values.append((["seg", len(segments) - 1], None))
         else:
             ref = rng.choice([ref for ref, d in values if d is not None] or [values[0][0]])
-            segments.append({"kind": "other", "op": rng.choice(["exp", "neg", "cumsum", "silu", "to_layout_rm"]),
-                             "input": ref})
+            op = rng.choice(OTHER_OPS)
+            segments.append({"kind": "other", "op": op, "input": ref})
+            if op == "view":  # an alias later segments may read after its base was written
+                values.append((["seg", len(segments) - 1], next((d for r, d in values if r == ref), None)))
+    if rng.random() < 0.1:  # an integer input and an op on it
+        inputs.append([[1, 1, 32, 32], "int32", "TILE"])
+        segments.append({"kind": "other", "op": rng.choice(("neg", "abs", "to_layout_rm")), "input": ["in", len(inputs) - 1]})
     return {"seed": seed, "index": index, "inputs": inputs, "segments": segments}
+
+
+# in-place writes the generator puts between calls and after values (fusion/effects.py)
+WRITES = ("add_", "multiply_", "output_tensor", "copy", "reallocate")
+OTHER_OPS = ("exp", "neg", "cumsum", "silu", "to_layout_rm", "view", "add_", "multiply_", "output_tensor", "copy",
+             "reallocate")
 
 
 # ---------------------------------------------------------------------------
@@ -217,6 +238,27 @@ def _mutator(mutation: dict | None):
     return hook
 
 
+def _with_write(hook, spec: dict | None, tracer, write, kwargs: dict, refs: dict):
+    """`hook`, plus an in-place write of one of the instance's inputs just before its spec["call"]-th call."""
+    if not spec or spec["input"] not in kwargs:
+        return hook
+    state = {"n": 0, "busy": False}
+
+    def call(op, args, kw):
+        if state["busy"]:  # the write's own calls
+            return op, args, kw
+        if state["n"] == spec["call"]:
+            state["busy"] = True
+            try:
+                write(spec["how"], kwargs[spec["input"]], refs[spec["input"]])
+            finally:
+                state["busy"] = False
+        state["n"] += 1
+        return hook(op, args, kw) if hook is not None else (op, args, kw)
+
+    return call
+
+
 def build_program(desc: dict):
     """(GraphModule, input specs) for a description."""
     import torch.fx
@@ -241,6 +283,25 @@ def build_program(desc: dict):
             return None
         return placeholders[r[1]] if r[0] == "in" else seg_out.get(r[1])
 
+    def rebind(r, value):  # `x = ttnn.reallocate(x)`: later readers use the moved tensor
+        if r[0] == "in":
+            placeholders[r[1]] = value
+        else:
+            seg_out[r[1]] = value
+
+    def write(how, x, r):
+        """An in-place write (or a move) of x, as model code writes it."""
+        if how == "add_":
+            ttnn.add_(x, 0.5)
+        elif how == "multiply_":
+            ttnn.multiply_(x, -2.0)
+        elif how == "output_tensor":
+            ttnn.multiply(x, 3.0, output_tensor=x)
+        elif how == "copy":
+            ttnn.copy(ttnn.neg(x), x)
+        elif how == "reallocate":
+            rebind(r, ttnn.reallocate(x))
+
     with recording_ttnn(tracer):
         for si, seg in enumerate(desc["segments"]):
             if seg["kind"] == "pattern":
@@ -251,7 +312,8 @@ def build_program(desc: dict):
                     continue
                 kwargs.update(seg["captures"])
                 before = len(tracer.graph.nodes)
-                tracer.call_hook = _mutator(seg.get("mutation"))
+                tracer.call_hook = _with_write(_mutator(seg.get("mutation")), seg.get("write"), tracer, write,
+                                               kwargs, seg["inputs"])
                 try:
                     out = fn(**kwargs)
                 finally:
@@ -260,7 +322,7 @@ def build_program(desc: dict):
                 new_calls = [n for n in list(tracer.graph.nodes)[before:] if n.op == "call_function"]
                 if seg.get("escape") and len(new_calls) > 1:
                     outputs.append(torch.fx.Proxy(new_calls[0], tracer))
-                if seg.get("deallocate") and len(new_calls) > 1 and not seg.get("escape"):
+                if seg.get("deallocate") and len(new_calls) > 1 and not seg.get("escape") and not seg.get("write"):
                     ttnn.deallocate(torch.fx.Proxy(new_calls[0], tracer))
                 seg_out[si] = out
                 outputs.append(out)
@@ -269,11 +331,17 @@ def build_program(desc: dict):
                 if x is None:
                     continue
                 op = seg["op"]
+                if op in WRITES:
+                    write(op, x, seg["input"])
+                    continue
                 y = {"exp": lambda: ttnn.exp(x), "neg": lambda: ttnn.neg(x), "silu": lambda: ttnn.silu(x),
-                     "cumsum": lambda: ttnn.cumsum(x, 0),
+                     "cumsum": lambda: ttnn.cumsum(x, 0), "abs": lambda: ttnn.abs(x),
+                     "view": lambda: ttnn.reshape(x, tuple(x.shape)),
                      "to_layout_rm": lambda: ttnn.to_layout(x, ttnn.ROW_MAJOR_LAYOUT)}[op]()
                 seg_out[si] = y
                 outputs.append(y)
+        # the inputs as the program left them: writes to them are results too
+        outputs.extend(p for p in placeholders if p.node.op != "placeholder")
     tracer.create_node("output", "output", (tracer.create_arg(tuple(outputs)),), {})
     gm = torch.fx.GraphModule(tracer.root, tracer.graph, class_name="FuzzProgram")
     return gm, specs
@@ -284,25 +352,35 @@ def build_program(desc: dict):
 # ---------------------------------------------------------------------------
 
 
-def _inputs(specs, seed: int):
+def _inputs(specs, seed: int, domain: str = "normal"):
     import torch
 
     from .verify import random_input
 
     g = torch.Generator().manual_seed(seed)
-    return [random_input(s, g) for s in specs]
+    return [random_input(s, g, domain) for s in specs]
 
 
-def _compare(a, b, exact: bool) -> str | None:
+def _domains(specs, index: int) -> list:
+    """Two input domains per program, rotating with its index: every domain over the run
+    (verification itself tries all of them on every candidate)."""
+    from . import numerics
+
+    doms = numerics.domains_for([s.dtype for s in specs])
+    return [doms[index % len(doms)], doms[(index + len(doms) // 2) % len(doms)]]
+
+
+def _bits_differ(a, b) -> str | None:
+    """Why outputs differ bit for bit (pure data movement), or None."""
     import torch
 
-    from .verify import pcc
+    from .numerics import bits_equal
 
     if isinstance(a, (tuple, list)):
         if not isinstance(b, (tuple, list)) or len(a) != len(b):
             return f"output structure differs: {type(a).__name__}[{len(a)}] vs {type(b).__name__}"
         for i, (x, y) in enumerate(zip(a, b)):
-            why = _compare(x, y, exact)
+            why = _bits_differ(x, y)
             if why:
                 return f"output {i}: {why}"
         return None
@@ -310,22 +388,7 @@ def _compare(a, b, exact: bool) -> str | None:
         return None if a == b else f"{a!r} != {b!r}"
     if not isinstance(b, torch.Tensor) or a.shape != b.shape:
         return f"shape {tuple(a.shape)} vs {tuple(getattr(b, 'shape', ()))}"
-    if exact or not a.is_floating_point():
-        return None if (a.dtype == b.dtype and torch.equal(a, b)) else f"not bit-exact ({int((a != b).sum())} values differ)"
-    a64, b64 = a.double(), b.double()
-    finite = torch.isfinite(a64) & torch.isfinite(b64)
-    if not torch.equal(torch.isfinite(a64), torch.isfinite(b64)) or not torch.equal(a64[~finite].nan_to_num(), b64[~finite].nan_to_num()):
-        return "non-finite values differ"
-    a64, b64 = a64[finite], b64[finite]
-    if a64.numel() == 0:
-        return None
-    # bf16 has 8 mantissa bits; fused ops round fewer times than the chain they replace, so a
-    # few ulps per element, bounded relative to the tensor's scale
-    scale = a64.abs().max().clamp_min(1e-30)
-    err = (a64 - b64).abs().max() / scale
-    if err > 2 ** -4 or pcc(a64, b64) < 0.999:
-        return f"max error {float(err):.3g} of scale, pcc {pcc(a64, b64):.6f}"
-    return None
+    return None if bits_equal(a, b) else f"not bit-exact ({int((a != b).sum())} values differ)"
 
 
 class _Timeout(Exception):
@@ -338,6 +401,7 @@ def check_program(desc: dict) -> dict:
     from .api import fuse
     from .reference import ReferenceRunner
     from .trace import trace
+    from .verify import compare_programs
 
     def alarm(signum, frame):
         raise _Timeout()
@@ -350,25 +414,27 @@ def check_program(desc: dict) -> dict:
         try:
             gm, specs = build_program(desc)
             traced = trace(gm, specs)
-            xs = _inputs(specs, desc["index"])
-            expected = ReferenceRunner(traced.graph_module).run(xs)
+            trials = [(d, _inputs(specs, desc["index"], d)) for d in _domains(specs, desc["index"])]
+            expected = [ReferenceRunner(traced.graph_module).run(xs) for _d, xs in trials]
         except _Timeout:
             raise
         except Exception as e:  # the generator made a program the reference cannot run: not a finding
             return {"status": "invalid", "rewrites": 0, "detail": f"{type(e).__name__}: {e}"[:300]}
         try:
             fused = fuse(gm, specs)
-            got = fused.reference_runner().run(xs)
+            got = [fused.reference_runner().run(xs) for _d, xs in trials]
         except _Timeout:
             raise
         except Exception:
             return {"status": "crash", "rewrites": 0, "detail": traceback.format_exc()[-2000:]}
         exact = all(ttnn_ops.is_data_movement(n.target) or ttnn_ops.is_deallocate(n.target)
                     for n in traced.graph_module.graph.nodes if n.op == "call_function")
-        why = _compare(expected, got, exact)
         n = len(fused.report.rewrites)
-        if why:
-            return {"status": "mismatch", "rewrites": n, "detail": why + "\n" + str(fused.report)}
+        for (domain, xs), e, g in zip(trials, expected, got):
+            # the verifier's own criterion (bit-exact for pure data movement)
+            why = _bits_differ(e, g) if exact else compare_programs(traced.graph_module, fused.graph_module, xs)
+            if why:
+                return {"status": "mismatch", "rewrites": n, "detail": f"{domain} inputs: {why}\n{fused.report}"}
         return {"status": "ok", "rewrites": n, "detail": ""}
     except _Timeout:
         return {"status": "hang", "rewrites": 0, "detail": f"no result after {PROGRAM_TIMEOUT_S} s"}

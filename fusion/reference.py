@@ -31,6 +31,7 @@ from . import ttnn_ops
 from ttnn.operations.activations import get_golden_function_for_activation
 from ttnn.operations.golden_common import golden_to_output_dtype
 
+from .effects import buffer_of
 from .errors import InputError
 from .numerics import INTEGER_DTYPES
 from .specs import TensorSpec
@@ -38,6 +39,10 @@ from .specs import TensorSpec
 
 class NoReference(Exception):
     """An op in the graph has no golden function."""
+
+
+class UseAfterFree(InputError):
+    """The program reads a tensor after deallocate or reallocate freed it."""
 
 
 # ---------------------------------------------------------------------------
@@ -244,9 +249,29 @@ class ReferenceRunner:
         return out
 
     def run(self, inputs: list) -> Any:
+        """The graph's outputs on these inputs, with buffers as a device holds them: a node read
+        after a later write to its buffer reads what was written (a fused op spliced past a write
+        would see it), and a read of a freed buffer is an error (a use after free)."""
         env: dict = {}
         it = iter(inputs)
-        lookup = env.__getitem__
+        written: dict = {}  # buffer node -> its newest write node
+        freed: dict = {}  # buffer node -> the call that freed it
+
+        def lookup(n):
+            buffer = buffer_of(n)
+            if buffer in freed:
+                f = freed[buffer]
+                raise UseAfterFree(f"{n.name} is read after {ttnn_ops.op_name(f.target)} "
+                                   f"({f.meta.get('location', '?')}) freed its buffer")
+            newest = written.get(buffer)
+            if newest is not None and n < newest:  # an older version: the buffer holds the newer
+                value = env[newest]
+                if getattr(value, "shape", None) != getattr(env[n], "shape", None):
+                    raise NoReference(f"{n.name} is a view of a buffer written in place by {newest.name}: "
+                                      f"its value depends on whether ttnn made a view")
+                return value
+            return env[n]
+
         for node in self.gm.graph.nodes:
             if node.op == "placeholder":
                 v = next(it)
@@ -258,6 +283,11 @@ class ReferenceRunner:
                 env[node] = self.constant(node)
             elif node.op == "call_function":
                 env[node] = self.call(node, lookup)
+                meta = node.meta
+                if "writes" in meta:
+                    written[buffer_of(node)] = node
+                if "frees" in meta:
+                    freed[buffer_of(meta["frees"])] = node
             elif node.op == "output":
                 return map_args(node.args[0], lookup)
             else:

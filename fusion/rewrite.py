@@ -91,6 +91,10 @@ class Splicer:
         meta = node.meta
         meta["fused_by"] = c.pattern.name
         meta["location"] = c.location
+        if "writes" in meta or "buffer" in meta or "frees" in meta:
+            # the fused op writes no buffer of the match's: its result is a fresh one
+            for k in ("writes", "buffer", "frees"):
+                meta.pop(k, None)
         return [node]
 
     def splice(self, c: Candidate, r: Replacement) -> list[torch.fx.Node]:

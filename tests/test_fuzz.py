@@ -58,3 +58,44 @@ def test_command_line_prints_the_closing_line(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     last = out.stdout.strip().splitlines()[-1]
     assert last.startswith("20 programs, ") and last.endswith(" 0 mismatches")
+
+
+def test_the_fuzzer_catches_a_pass_that_moves_reads_across_writes(monkeypatch):
+    """With the memory-effects rule switched off, the generator's in-place writes between a
+    pattern instance's calls make the fused program read values the original never read."""
+    from fusion import api
+
+    monkeypatch.setattr(api.effects, "check", lambda c, index: None)
+    results = [fuzz.check_program(fuzz.draw_program(0, i)) for i in range(150)]
+    assert sum(r["status"] in ("mismatch", "crash") for r in results) >= 5
+
+
+def test_reference_runs_model_buffers_like_a_device():
+    import torch
+
+    def moved_past_a_write(a, b):
+        s = ttnn.silu(a)
+        ttnn.add_(a, b)
+        return ttnn.multiply(s, b)
+
+    traced = fusion.trace(moved_past_a_write, [fusion.TensorSpec((1, 1, 32, 32))] * 2).graph_module
+    graph = traced.graph
+    silu, add_, mul = [n for n in graph.nodes if n.op == "call_function"]
+    # the silu moved after the write reads the written buffer, as a device would
+    with graph.inserting_before(mul):
+        late = graph.call_function(ttnn.silu, (silu.args[0],))
+    late.meta.update(silu.meta)
+    mul.replace_input_with(silu, late)
+    graph.erase_node(silu)
+    traced.recompile()
+    x, y = torch.ones(1, 1, 32, 32), torch.ones(1, 1, 32, 32)
+    got = fusion.reference.ReferenceRunner(traced).run([x, y])
+    assert torch.allclose(got.float(), torch.nn.functional.silu(torch.full((1, 1, 32, 32), 2.0)), atol=0.02)
+
+    def use_after_free(a):
+        b = ttnn.neg(a)
+        ttnn.deallocate(a)
+        return ttnn.add(a, b)
+
+    with pytest.raises(fusion.InputError, match="freed its buffer"):
+        fusion.run_reference(use_after_free, x)
