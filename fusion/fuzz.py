@@ -1,6 +1,7 @@
 """Differential fuzzing: random TT-NN programs, fused and unfused, must compute the same thing.
 
     python -m fusion.fuzz --programs 10000 --seed 0 [--workers 2] [--out fuzz_failures]
+    python -m fusion.fuzz --mutate        # replacement mutants the verifier must refuse (fusion/mutants.py)
 
 Each program mixes instances of the catalog's patterns (drawn from the catalog through each
 pattern's `example`, so new patterns are fuzzed automatically), near-misses of them (a literal
@@ -570,7 +571,18 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--out", default="fuzz_failures", help="folder for reproducer files")
+    parser.add_argument("--mutate", action="store_true",
+                        help="mutate every catalog replacement and count the mutants verification refuses "
+                             "(fusion/mutants.py) instead of fuzzing programs")
+    parser.add_argument("--seeds", type=int, default=2, help="--mutate: seeds per domain to show a survivor equivalent")
     args = parser.parse_args(argv)
+    if args.mutate:
+        from . import mutants
+
+        _worker_init()
+        totals = mutants.run(seeds=args.seeds)
+        mutants.report(totals)
+        return 1 if totals.missed else 0
     if args.programs < 1:
         parser.error("--programs must be at least 1")
     totals = run(args.programs, args.seed, args.workers, args.out)

@@ -438,7 +438,10 @@ def _recording(op, tracer: TTTracer):
 
     def call(*args, **kwargs):
         if _has_proxy(args) or _has_proxy(kwargs):
-            return tracer.create_proxy("call_function", op, args, kwargs)
+            target = op
+            if tracer.call_hook is not None:
+                target, args, kwargs = tracer.call_hook(target, args, kwargs)
+            return tracer.create_proxy("call_function", target, args, kwargs)
         return op(*args, **kwargs)
 
     call.__wrapped__ = op
@@ -721,13 +724,16 @@ def trace(model, example_inputs) -> Traced:
     return Traced(gm, input_names, constants, sig, model_name)
 
 
-def trace_function(fn: Callable, tensor_params: dict[str, Any], scalar_params: dict[str, Any], *, graph_proxies=None):
+def trace_function(fn: Callable, tensor_params: dict[str, Any], scalar_params: dict[str, Any], *, call_hook=None):
     """Trace `fn(**params)` for pattern and replacement graphs.
 
     tensor_params map to placeholders carrying the given spec (or None); scalar_params are
     placeholders too when their value is `SYMBOLIC`, else passed through as constants.
+    call_hook(op, args, kwargs) -> (op, args, kwargs) may alter each call as it is recorded
+    (the mutation fuzzer's mutants).
     """
     tracer = TTTracer()
+    tracer.call_hook = call_hook
     kwargs = {}
     for name, spec in tensor_params.items():
         p = tracer.create_proxy("placeholder", name, (), {})

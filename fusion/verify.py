@@ -60,8 +60,10 @@ class Outcome:
     kind: Any = None  # the report's RewriteKind of the rewrites it allows
 
 
-def build_replacement(c: Candidate) -> Replacement:
-    graph, root = trace_function(c.pattern.replacement, dict(c.input_specs), dict(c.captures))
+def build_replacement(c: Candidate, fn=None, call_hook=None) -> Replacement:
+    """The candidate's replacement traced on its input specs and captures (`fn` instead of the
+    pattern's replacement, `call_hook` altering its calls: the mutation fuzzer's mutants)."""
+    graph, root = trace_function(fn or c.pattern.replacement, dict(c.input_specs), dict(c.captures), call_hook=call_hook)
     calls = [n for n in graph.nodes if n.op == "call_function"]
     out = next(n for n in graph.nodes if n.op == "output").args[0]
     outs = list(out) if isinstance(out, (tuple, list)) else [out]
@@ -221,9 +223,13 @@ class Verifier:
         self.cache[key] = outcome
         return outcome
 
-    def _verify(self, c: Candidate, gm, key) -> Outcome:
+    def check(self, c: Candidate, gm, build) -> Outcome:
+        """Verify `c` with the replacement `build()` returns, uncached (the mutation fuzzer)."""
+        return self._verify(c, gm, self.key(c), build)
+
+    def _verify(self, c: Candidate, gm, key, build=build_replacement) -> Outcome:
         try:
-            r = build_replacement(c)
+            r = build(c)
         except Exception as e:
             return Outcome(False, f"replacement failed to build: {type(e).__name__}: {e}")
         want = c.output_specs

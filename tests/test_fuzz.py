@@ -99,3 +99,22 @@ def test_reference_runs_model_buffers_like_a_device():
 
     with pytest.raises(fusion.InputError, match="freed its buffer"):
         fusion.run_reference(use_after_free, x)
+
+
+def test_mutation_mode_refuses_every_result_changing_replacement_mutant():
+    from fusion import mutants
+
+    totals = mutants.run(seeds=1, progress=lambda *_: None)
+    assert len(totals.results) > 200
+    assert not totals.missed, [(r.pattern, r.spelling, r.mutant, r.why) for r in totals.missed]
+    # survivors are only mutants shown bit-identical (commutative operands, linear <-> matmul)
+    assert all(r.why == "bit-identical to the replacement" for r in totals.results if r.applicable and not r.refused)
+    kinds = {r.mutant.split(" ")[0] for r in totals.results}
+    assert {"output", "call"} <= kinds
+
+
+def test_mutation_command_prints_its_score():
+    out = subprocess.run([sys.executable, "-m", "fusion.fuzz", "--mutate", "--seeds", "1"],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert "score: 100.00%" in out.stdout and out.stdout.strip().splitlines()[-1].endswith(" 0 missed")
