@@ -433,7 +433,8 @@ def check_program(desc: dict) -> dict:
         n = len(fused.report.rewrites)
         for (domain, xs), e, g in zip(trials, expected, got):
             # the verifier's own criterion (bit-exact for pure data movement)
-            why = _bits_differ(e, g) if exact else compare_programs(traced.graph_module, fused.graph_module, xs)
+            why = _bits_differ(e, g) if exact else compare_programs(traced.graph_module, fused.graph_module, xs,
+                                                                     expected=e, got=g)
             if why:
                 return {"status": "mismatch", "rewrites": n, "detail": f"{domain} inputs: {why}\n{fused.report}"}
         return {"status": "ok", "rewrites": n, "detail": ""}

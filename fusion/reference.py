@@ -1,8 +1,8 @@
 """Reference semantics: run a traced graph on the CPU with ttnn's golden functions.
 
 Each ttnn op runs as `ttnn.get_golden_function(op)` on torch tensors; a micro-op entry runs
-its own `golden`. Goldens compute in float64 (the verifier uses float32 for large cases of
-16-bit floats: `compute_dtype`). Two semantics:
+its own `golden`. Goldens compute in float64 (float32 for large cases of 16-bit floats:
+`compute_dtype`). Two semantics:
 
 * rounded (the default): after every op the result is rounded to the dtype in the node's spec,
   as ttnn would store it (bfloat16, float32, bfloat8_b through ttnn's own host conversion);
@@ -219,6 +219,12 @@ class ReferenceRunner:
     def __init__(self, gm: torch.fx.GraphModule | None, exact: bool = False, compute: torch.dtype | None = None):
         self.gm = gm
         self.exact = exact
+        if compute is None and gm is not None:  # by the graph's dtypes and input sizes, as the verifier chooses
+            specs = [n.meta.get("spec") for n in gm.graph.nodes]
+            specs = [sp for sp in specs if isinstance(sp, TensorSpec)]
+            values = sum(n.meta["spec"].numel for n in gm.graph.nodes
+                         if n.op == "placeholder" and isinstance(n.meta.get("spec"), TensorSpec))
+            compute = compute_dtype([sp.dtype for sp in specs], values)
         self.compute = compute if compute is not None else torch.float64
         self._consts: dict = {}
 

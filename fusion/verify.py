@@ -290,14 +290,18 @@ class Verifier:
         return Outcome(True, measured.short(), r, measured)
 
 
-def compare_programs(original, fused, inputs: list, tolerance: Tolerance | None = None) -> str | None:
+def compare_programs(original, fused, inputs: list, tolerance: Tolerance | None = None, expected=None,
+                     got=None) -> str | None:
     """Why the fused GraphModule's rounded reference result is not within the error bound of
     the original's (fusion/numerics.py) on these inputs, or None. The same criterion as the
-    verifier's, for whole programs: the fuzzer and fusion.testing use it."""
+    verifier's, for whole programs: the fuzzer and fusion.testing use it. `expected` / `got`:
+    the original's / the fused program's rounded results on these inputs, when the caller has them."""
     tol = tolerance if tolerance is not None else Tolerance()
-    expected = ReferenceRunner(original).run(inputs)
+    if expected is None:
+        expected = ReferenceRunner(original).run(inputs)
     exact = ReferenceRunner(original, exact=True).run(inputs)
-    got = ReferenceRunner(fused).run(inputs)
+    if got is None:
+        got = ReferenceRunner(fused).run(inputs)
     out = next(n for n in original.graph.nodes if n.op == "output").args[0]
     nodes = list(out) if isinstance(out, (tuple, list)) else [out]
     if not isinstance(expected, (tuple, list)):

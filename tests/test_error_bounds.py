@@ -192,3 +192,14 @@ def test_catalog_rewrites_verify_on_20_seeds_with_margin(pattern, specs, caps):
             worst = max(worst, outcome.measured.bound_used)
     # the calibration the defaults rest on (fusion/numerics.py): at most two thirds of the bound
     assert worst <= 2 / 3, worst
+
+
+def test_assert_fuses_fails_on_a_wrong_replacement_with_the_reason():
+    from fusion.testing import assert_fuses
+
+    def unfused(x):
+        return ttnn.multiply(ttnn.relu(x), 2.0)
+
+    p = _wrong("drop_scale_testing", lambda x: torch.relu(x), unfused)
+    with pytest.raises(AssertionError, match="exceed the error bound"):
+        assert_fuses(p, unfused, [X])
