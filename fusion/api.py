@@ -15,13 +15,13 @@ from . import effects, ttnn_ops
 from .errors import InputError, VerificationError
 from .log import logger
 from .match import Catalog, in_anchor_order, resolve_overlaps
+from .numerics import Tolerance
 from .pattern import Pattern
 from .reference import ReferenceRunner
 from .report import FusionReport, Refusal, Rewrite, RewriteKind
 from .rewrite import Splicer
 from .specs import TensorSpec
 from .trace import Traced, trace
-from .numerics import Tolerance
 from .verify import Verifier
 
 _SHARED_VERIFIER: Verifier | None = None
@@ -211,12 +211,13 @@ def fuse(model, example_inputs=None, *, patterns=None, tolerance: Tolerance | No
          strict: bool = False, verifier: Verifier | None = None):
     """Trace `model` with `example_inputs`, rewrite every verified fusion, and report.
 
-    example_inputs: a list with one item per model argument: fusion.TensorSpec, a torch tensor
-    (taken as bfloat16, TILE, DRAM interleaved), a ttnn tensor, or a non-tensor constant.
+    example_inputs: a list with one item per positional model argument (then *args), or a dict
+    by parameter name (keyword-only ones too): fusion.TensorSpec, a torch tensor (taken as
+    bfloat16, TILE, DRAM interleaved), a ttnn tensor, or a non-tensor constant (copied).
     Without example_inputs, returns a callable that fuses on its first call for each distinct
     input-spec signature. patterns: None (the built-in catalog), or a list of Pattern objects
     and/or built-in pattern names. tolerance: the error bound of compute rewrites
-    (fusion.Tolerance(ulps=2, factor=2) by default; see fusion/numerics.py). pcc: None, or a
+    (fusion.Tolerance(ulps=2, factor=3) by default; see fusion/numerics.py). pcc: None, or a
     Pearson-correlation floor a rewrite must reach as well (it never suffices alone).
     strict=True raises VerificationError instead of refusing a rewrite that fails verification.
     """
@@ -230,7 +231,7 @@ def fuse(model, example_inputs=None, *, patterns=None, tolerance: Tolerance | No
     verifier = verifier or _verifier(pcc, tolerance)
     seconds = {}
     t0 = time.perf_counter()
-    traced = trace(model, example_inputs if isinstance(example_inputs, (list, tuple)) else example_inputs)
+    traced = trace(model, example_inputs)
     t1 = time.perf_counter()
     seconds["trace"] = t1 - t0
     fused, report = fuse_traced(traced, catalog, verifier, strict=strict, seconds=seconds, model=model)

@@ -506,13 +506,17 @@ def save_reproducer(desc: dict, result: dict, out_dir: str) -> str:
 # ---------------------------------------------------------------------------
 
 
-def _worker_init():
+def _worker_init(threads: int | None = None):
     from .host import use_mock_cluster_if_no_hardware
 
     use_mock_cluster_if_no_hardware()
     import logging
 
     logging.disable(logging.WARNING)
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)  # one per worker: two workers of two threads each thrash two cores
 
 
 def _run_chunk(args):
@@ -559,7 +563,8 @@ def run(programs: int, seed: int, workers: int = 1, out_dir: str = "fuzz_failure
             account(_run_chunk(job))
     else:
         ctx = mp.get_context("spawn")
-        with ctx.Pool(workers, initializer=_worker_init) as pool:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        with ctx.Pool(workers, initializer=_worker_init, initargs=(threads,)) as pool:
             for results in pool.imap_unordered(_run_chunk, jobs):
                 account(results)
     totals["seconds"] = time.perf_counter() - t0

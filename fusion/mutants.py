@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 import torch
 from torch.fx.proxy import Proxy
 
+from .trace import has_proxy
+
 OUTPUT_MUTATIONS = ("scale", "scale_small", "offset", "transpose")
 CALL_MUTATIONS = ("drop", "swap_operands", "literal", "sibling_op")
 
@@ -129,8 +131,8 @@ def _call_hook(kind: str, at: int, seed: int, applied: list):
             applied.append(f"call {at} operands swapped")
             return op, args, kwargs
         if kind == "literal":
-            slots = [("a", j) for j, v in enumerate(args) if not _has_proxy(v) and v is not None] + \
-                    [("k", k) for k, v in kwargs.items() if not _has_proxy(v) and v is not None]
+            slots = [("a", j) for j, v in enumerate(args) if not has_proxy(v) and v is not None] + \
+                    [("k", k) for k, v in kwargs.items() if not has_proxy(v) and v is not None]
             rng.shuffle(slots)
             for slot in slots:
                 old = get(args, kwargs, slot)
@@ -148,16 +150,6 @@ def _call_hook(kind: str, at: int, seed: int, applied: list):
         return op, args, kwargs
 
     return hook
-
-
-def _has_proxy(v) -> bool:
-    if isinstance(v, Proxy):
-        return True
-    if isinstance(v, (list, tuple)):
-        return any(_has_proxy(x) for x in v)
-    if isinstance(v, dict):
-        return any(_has_proxy(x) for x in v.values())
-    return False
 
 
 def _same(a, b) -> bool:

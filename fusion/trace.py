@@ -356,25 +356,28 @@ def spec_of(node) -> Any:
 # ---------------------------------------------------------------------------
 
 
-def _has_proxy(obj) -> bool:
-    if isinstance(obj, Proxy):
+def _contains(obj, kinds) -> bool:
+    """An instance of `kinds` is in obj, or nested in its lists, tuples and dicts."""
+    if isinstance(obj, kinds):
         return True
     if isinstance(obj, (list, tuple)):
-        return any(_has_proxy(o) for o in obj)
+        return any(_contains(o, kinds) for o in obj)
     if isinstance(obj, dict):
-        return any(_has_proxy(o) for o in obj.values())
+        return any(_contains(o, kinds) for o in obj.values())
     return False
+
+
+def has_proxy(obj) -> bool:
+    """A traced value is among the arguments."""
+    return _contains(obj, Proxy)
+
+
+_TRACED = (Proxy, ttnn.Tensor)
 
 
 def _has_traced(obj) -> bool:
     """A traced value or a concrete ttnn tensor (a constant of the model) is among the arguments."""
-    if isinstance(obj, (Proxy, ttnn.Tensor)):
-        return True
-    if isinstance(obj, (list, tuple)):
-        return any(_has_traced(o) for o in obj)
-    if isinstance(obj, dict):
-        return any(_has_traced(o) for o in obj.values())
-    return False
+    return _contains(obj, _TRACED)
 
 
 class _Depth(threading.local):
@@ -427,7 +430,7 @@ class _ConstructorMeta(type):
         return isinstance(obj, cls._real)
 
     def __call__(cls, *args, **kwargs):
-        if _has_proxy(args) or _has_proxy(kwargs):
+        if has_proxy(args) or has_proxy(kwargs):
             return cls._tracer.create_proxy("call_function", cls._real, args, kwargs)
         return cls._real(*args, **kwargs)
 
@@ -437,7 +440,7 @@ def _recording(op, tracer: TTTracer):
         return _ConstructorMeta(op.__name__, (), {"_real": op, "_tracer": tracer})
 
     def call(*args, **kwargs):
-        if _has_proxy(args) or _has_proxy(kwargs):
+        if has_proxy(args) or has_proxy(kwargs):
             target = op
             if tracer.call_hook is not None:
                 target, args, kwargs = tracer.call_hook(target, args, kwargs)
