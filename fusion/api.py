@@ -120,6 +120,13 @@ class FusedModel:
 
     def tensor_arguments(self, args, kwargs) -> list:
         values = self._bind(args, kwargs)
+        for name, traced in self._traced.variadic.items():
+            given = values.get(name, ())
+            now = len(given) if isinstance(traced, int) else tuple(sorted(given))
+            if now != traced:
+                what = "positional arguments" if isinstance(traced, int) else "keyword arguments"
+                raise InputError(f"{self._traced.model_name}: {now} extra {what} for {name} ({traced} when it was fused); "
+                                 f"fuse again for this call")
         for key, traced_value in self._traced.constants.items():
             value = _argument(values, key)
             if value is not _ABSENT and not _same_constant(value, traced_value):
@@ -201,10 +208,19 @@ def _key_text(key) -> str:
 
 
 def _same_constant(a, b) -> bool:
+    if a is b:
+        return True
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, float) and a != a and b != b:  # NaN, as fused
+        return True
     try:
-        return bool(a == b) and type(a) is type(b)
+        same = a == b
+        if hasattr(same, "all"):  # an array compares elementwise
+            same = same.all()
+        return bool(same)
     except Exception:
-        return a is b
+        return False
 
 
 def fuse(model, example_inputs=None, *, patterns=None, tolerance: Tolerance | None = None, pcc: float | None = None,

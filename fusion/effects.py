@@ -22,10 +22,26 @@ import ttnn
 from . import ttnn_ops
 from .specs import TensorSpec
 
-# keywords that name the buffer an op writes its result into
-OUTPUT_KEYWORDS = ("output_tensor", "optional_output_tensor", "output_tensors", "optional_output_tensors")
+# parameters that name a buffer an op writes its result into, whatever the op
+OUTPUT_KEYWORDS = ("output_tensor", "optional_output_tensor", "output_tensors", "optional_output_tensors",
+                   "persistent_output_buffer", "persistent_output_buffers", "persistent_output_tensor",
+                   "persistent_intermediate_buffer", "out", "param_out")
 
-_COPY = getattr(ttnn, "copy", None)
+# ops that write some of their inputs in place (by ttnn's parameter names), beyond the `*_` ops
+# (which write their first argument) and the output-buffer parameters above
+_WRITES_INPUTS = {
+    "ttnn.copy": ("input_b",),
+    "ttnn.assign": ("input_b",),
+    "ttnn.copy_host_to_device_tensor": ("device_tensor",),
+    "ttnn.copy_device_to_host_tensor": ("host_tensor",),
+    "ttnn.update_cache": ("cache",),
+    "ttnn.fill_cache": ("cache_tensor",),
+    "ttnn.experimental.paged_update_cache": ("cache_tensor",),
+    "ttnn.experimental.paged_fill_cache": ("cache_tensor",),
+    "ttnn.experimental.paged_fused_update_cache": ("cache_tensor1", "cache_tensor2"),
+    "ttnn.experimental.indexed_fused_update_cache": ("cache_tensor1", "cache_tensor2"),
+}
+
 _REALLOCATE = getattr(ttnn, "reallocate", None)
 _DEALLOCATE = ttnn.deallocate
 
@@ -39,7 +55,7 @@ _SAME_WHEN_UNCHANGED = frozenset(
 
 
 def _is_inplace(target: Any) -> bool:
-    """ttnn's in-place ops (`add_`, `multiply_`, ...) write their first tensor argument."""
+    """ttnn's in-place ops (`add_`, `multiply_`, `attention_softmax_`, ...) write their first tensor argument."""
     name = getattr(target, "python_fully_qualified_name", "") or ""
     return ttnn_ops.is_ttnn_op(target) and name.endswith("_") and not name.endswith("__")
 
@@ -62,13 +78,15 @@ def _flat(value) -> list:
 def written(target, args: tuple, kwargs: dict) -> list:
     """The argument values (proxies, nodes or tensors) a call writes in place."""
     out = []
-    for k in OUTPUT_KEYWORDS:
-        if k in kwargs:
-            out += _flat(kwargs[k])
-    if _COPY is not None and target is _COPY:
-        dst = args[1] if len(args) > 1 else kwargs.get("input_b")
-        out += _flat(dst)
-    elif _is_inplace(target):
+    names = _WRITES_INPUTS.get(getattr(target, "python_fully_qualified_name", None), ())
+    # bound by ttnn's parameter names when a written parameter may be among the arguments (an
+    # output buffer is a keyword, or given positionally after the first two operands)
+    if names or len(args) > 2 or any(k in kwargs for k in OUTPUT_KEYWORDS):
+        bound = ttnn_ops.bind(target, args, kwargs) or kwargs
+        for k in (*names, *OUTPUT_KEYWORDS):
+            if k in bound:
+                out += _flat(bound[k])
+    if _is_inplace(target):
         out += _flat(_first_arg(target, args, kwargs))
     return out
 
@@ -113,13 +131,11 @@ class Index:
     """Writes and frees of each buffer in one graph (built once per rewrite round)."""
 
     def __init__(self, graph: torch.fx.Graph):
-        self.killers: dict = {}  # buffer node -> write/reallocate nodes, graph order
+        self.killers: dict = {}  # buffer node -> write, reallocate and deallocate nodes, graph order
         self.stale: set = set()  # nodes that read a buffer version another write already replaced
         for n in graph.nodes:
             meta = n.meta
-            dest = meta.get("writes")
-            if dest is None and n.op == "call_function" and _REALLOCATE is not None and n.target is _REALLOCATE:
-                dest = meta.get("frees")
+            dest = meta.get("writes", meta.get("frees"))
             if dest is not None:
                 self.killers.setdefault(buffer_of(dest), []).append(n)
             if "stale_read" in meta:
@@ -143,8 +159,11 @@ def check(c, index: Index) -> str | None:
     crossing = []
     for name, g in c.inputs.items():
         for k in index.killers.get(buffer_of(g), ()):
-            if k not in matched and c.first < k < c.last:
-                crossing.append((name, k))
+            if k in matched or not c.first < k < c.last:
+                continue
+            if k.target is _DEALLOCATE and k.meta.get("frees") is g:
+                continue  # the input's own deallocate: the splicer moves it after the fused op
+            crossing.append((name, k))
     if not crossing:
         return None
     if all(g < c.first for g in c.inputs.values()):
@@ -154,3 +173,17 @@ def check(c, index: Index) -> str | None:
     what = "frees" if k.meta.get("writes") is None else "writes"
     return (f"{ttnn_ops.op_name(k.target)} at {k.meta.get('location', '?')} {what} input {name} between the matched calls "
             f"(and an input is computed after the first of them): the fused op would read the new value")
+
+
+def replacement_problem(graph: torch.fx.Graph) -> str | None:
+    """Why a replacement graph may not stand in for a match: it writes or frees a buffer it did
+    not allocate (an input's, which the original left alone), or None."""
+    owned = {n for n in graph.nodes if n.op == "call_function" and buffer_of(n) is n}
+    for n in graph.nodes:
+        for what, key in (("writes", "writes"), ("frees", "frees")):
+            dest = n.meta.get(key)
+            if dest is not None and buffer_of(dest) not in owned:
+                src = buffer_of(dest)
+                name = src.target if src.op == "placeholder" else src.name
+                return f"the replacement {what} {name} ({ttnn_ops.op_name(n.target)}), which the original leaves alone"
+    return None

@@ -10,6 +10,7 @@ value cannot be traced and raises `TraceError` at the user's line.
 from __future__ import annotations
 
 import builtins
+import copy
 import functools
 import inspect
 import operator
@@ -19,7 +20,7 @@ import threading
 import types
 from collections import OrderedDict
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
@@ -242,8 +243,7 @@ class TTTracer(TracerBase):
             old = self._version_of(value)
             if old is not None:
                 node.meta["frees"] = old
-                if not ttnn_ops.is_deallocate(target):
-                    effects.mark(self.graph)
+                effects.mark(self.graph)
         dests = [(v, self._version_of(v)) for v in effects.written(target, args, kwargs)]
         dests = [(v, old) for v, old in dests if old is not None]
         if not dests:
@@ -541,6 +541,7 @@ class Traced:
     constants: dict  # the same keys -> the model's non-tensor arguments (copies), baked into the graph
     signature: inspect.Signature
     model_name: str
+    variadic: dict = field(default_factory=dict)  # *args name -> count, **kwargs name -> sorted names, as traced
 
 
 def model_callable(model) -> tuple[Callable, str]:
@@ -574,8 +575,10 @@ def _spec_of_example(value, name: str) -> TensorSpec | None:
 
 
 def snapshot(value):
-    """A constant argument as it is now: containers are copied, so a caller mutating its list
-    after fuse() cannot change what the fused graph was traced with."""
+    """A constant argument as it is now: containers are copied, and so is any object that
+    compares by value (a dataclass config, a numpy array), so a caller mutating it after fuse()
+    cannot change what the fused graph was traced with. ttnn values and objects that compare by
+    identity are kept as they are (a copy could never compare equal)."""
     if isinstance(value, list):
         return [snapshot(v) for v in value]
     if isinstance(value, tuple):
@@ -584,7 +587,15 @@ def snapshot(value):
         return {k: snapshot(v) for k, v in value.items()}
     if isinstance(value, (set, bytearray)):
         return type(value)(value)
-    return value
+    kind = type(value)
+    if (value is None or kind in (int, float, bool, str, bytes, complex) or (kind.__module__ or "").startswith("ttnn")
+            or kind.__eq__ is object.__eq__ or isinstance(value, (torch.Tensor, types.ModuleType, type))
+            or callable(value)):
+        return value
+    try:
+        return copy.deepcopy(value)
+    except Exception:  # not copyable: kept (and compared) as it is
+        return value
 
 
 _POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
@@ -629,6 +640,13 @@ def _bind_inputs(fn, sig: inspect.Signature, example_inputs, model_name: str) ->
                 raise InputError(
                     f"{model_name}: example input for {p.name} is None; give a fusion.TensorSpec, a tensor or a constant "
                     f"(a parameter that accepts None should default to None, then None may be given or left out)")
+            items = (list(enumerate(value)) if isinstance(value, (list, tuple)) else
+                     list(value.items()) if isinstance(value, dict) and p.kind is p.VAR_KEYWORD else [])
+            variadic = p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+            if any(v is None for _k, v in items) and (variadic or any(_spec_of_example(v, "") is not None for _k, v in items)):
+                k = next(k for k, v in items if v is None)
+                raise InputError(f"{model_name}: example input {p.name}[{k!r}] is None among tensors; give a "
+                                 f"fusion.TensorSpec or a tensor for it")
         elif p.kind is p.VAR_POSITIONAL:
             value = []
         elif p.kind is p.VAR_KEYWORD:
@@ -687,12 +705,15 @@ def trace(model, example_inputs) -> Traced:
         constants[(name, key)] = snapshot(value)
         return constants[(name, key)]
 
+    variadic = {}  # *args' length and **kwargs' names as traced: a call must have the same
     for name, value, param in bound:
         if param.kind is param.VAR_POSITIONAL:  # *args: each item on its own
             args.extend(element(name, i, v) for i, v in enumerate(value))
+            variadic[name] = len(value)
             continue
         if param.kind is param.VAR_KEYWORD:  # **kwargs: each item on its own
             kwargs.update({k: element(name, k, v) for k, v in value.items()})
+            variadic[name] = tuple(sorted(value))
             continue
         arg = traced_value(name, None, value)
         if arg is None and isinstance(value, (list, tuple)) and value and all(
@@ -724,7 +745,7 @@ def trace(model, example_inputs) -> Traced:
     tracer.create_node("output", "output", (tracer.create_arg(result),), {})
     # lazy: Python code for the graph is generated on first call or `.code`, not per rewrite round
     gm = _LazyGraphModule(tracer.root, tracer.graph, class_name=f"Traced{model_name.replace('.', '_')}")
-    return Traced(gm, input_names, constants, sig, model_name)
+    return Traced(gm, input_names, constants, sig, model_name, variadic)
 
 
 def trace_function(fn: Callable, tensor_params: dict[str, Any], scalar_params: dict[str, Any], *, call_hook=None):

@@ -155,3 +155,44 @@ def test_malformed_constraints_and_checks_are_pattern_errors():
     p = fusion.Pattern("check_true", unfused, lambda a, b: ttnn.multiply(a, b), check=lambda m: True)
     with pytest.raises(fusion.PatternError, match="check must return None"):
         fusion.fuse(unfused, [_S, _S], patterns=[p])
+
+
+def test_a_call_with_other_variadic_arguments_than_fused_is_an_error():
+    import torch
+
+    def total(*xs, **options):
+        out = xs[0]
+        for x in xs[1:]:
+            out = ttnn.add(out, x)
+        return out
+
+    fused = fusion.fuse(total, [_S, _S])
+    one = torch.ones(1, 1, 32, 64)
+    with pytest.raises(fusion.InputError, match="3 extra positional arguments"):
+        fusion.run_reference(fused, one, one, one)
+    with pytest.raises(fusion.InputError, match="keyword arguments"):
+        fusion.run_reference(fused, one, one, scale=5.0)
+    with pytest.raises(fusion.InputError, match=r"xs\[1\] is None"):
+        fusion.fuse(total, [_S, None])
+
+
+def test_value_objects_are_copied_and_compared_by_value():
+    import dataclasses
+
+    import numpy as np
+    import torch
+
+    @dataclasses.dataclass
+    class Cfg:
+        scale: float
+
+    def model(a, cfg, table):
+        return ttnn.multiply(a, cfg.scale * float(table[0]))
+
+    cfg, table = Cfg(2.0), np.array([1.0, 3.0])
+    fused = fusion.fuse(model, [_S, cfg, table])
+    x = torch.ones(1, 1, 32, 64)
+    assert fusion.run_reference(fused, x, Cfg(2.0), np.array([1.0, 3.0])).shape == (1, 1, 32, 64)
+    cfg.scale = 5.0  # mutated after fusing: the fused graph was traced with 2.0
+    with pytest.raises(fusion.InputError, match="differs from the value it was fused with"):
+        fusion.run_reference(fused, x, cfg, table)

@@ -203,3 +203,40 @@ def test_assert_fuses_fails_on_a_wrong_replacement_with_the_reason():
     p = _wrong("drop_scale_testing", lambda x: torch.relu(x), unfused)
     with pytest.raises(AssertionError, match="exceed the error bound"):
         assert_fuses(p, unfused, [X])
+
+
+def test_correct_rewrites_in_float32_and_block_float_outputs_verify_on_every_seed():
+    """rms_norm's golden computes float32 in float32 (float32_ulps); a block's shared exponent
+    may round up in the fused result only (its ulp doubles)."""
+    def rms(x, g):
+        ms = ttnn.mean(ttnn.pow(x, 2), dim=-1, keepdim=True)
+        return ttnn.multiply(ttnn.multiply(x, ttnn.rsqrt(ttnn.add(ms, 1e-5))), g)
+
+    def mlp(x, w):
+        return ttnn.silu(ttnn.linear(x, w, dtype=ttnn.bfloat8_b))
+
+    cases = [(rms, [TensorSpec((2, 1, 32, 96), ttnn.float32), TensorSpec((1, 1, 1, 96), ttnn.float32)],
+              "rmsnorm_decomposed"),
+             (mlp, [TensorSpec((1, 1, 32, 1024)), TensorSpec((1024, 512), ttnn.bfloat8_b)], "matmul_activation")]
+    for model, specs, name in cases:
+        for seed in range(6):
+            fused = fusion.fuse(model, specs, patterns=[name], verifier=Verifier(seed=seed))
+            assert len(fused.report.rewrites) == 1, (name, seed, fused.report.refusals)
+
+
+def test_wrong_only_far_outside_randn_is_refused():
+    def unfused(x):
+        return ttnn.multiply(ttnn.relu(x), 2.0)
+
+    big = _wrong("zero_above_2000", lambda x: torch.where(x.abs() > 2000, 0.0, torch.relu(x) * 2), unfused)
+    tiny = _wrong("flush_below_1e9", lambda x: torch.where(x.abs() < 1e-9, 0.0, torch.relu(x) * 2), unfused)
+    for p in (big, tiny):
+        assert "scales inputs" in _refused(p, unfused, [X])
+
+
+def test_a_replacement_of_pure_data_movement_must_be_bit_exact_however_declared():
+    def unfused(x):
+        return ttnn.transpose(ttnn.transpose(x, -2, -1), -2, -1)
+
+    one_ulp_up = _wrong("transpose_nudged", lambda x: x * (1 + 2.0 ** -7), unfused)
+    assert "not bit-exact" in _refused(one_ulp_up, unfused, [X])

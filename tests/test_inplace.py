@@ -175,3 +175,74 @@ def test_two_threads_fusing_at_once_both_succeed_and_ttnn_is_restored():
         t.join()
     assert not errors and results == [1] * 10
     assert type(ttnn.silu).__call__ is original_call
+
+
+# --- writers beyond `*_` ops and output_tensor=, found by review -----------------------------
+
+def _cache_update(cache, tok, b):
+    s = ttnn.silu(cache)
+    ttnn.update_cache(cache, tok, 3)
+    return ttnn.multiply(s, b)
+
+
+def _cache_fill(cache, tok, b):
+    s = ttnn.silu(cache)
+    ttnn.fill_cache(cache, tok, 0)
+    return ttnn.multiply(s, b)
+
+
+def _paged_update(cache, tok, b):
+    s = ttnn.silu(cache)
+    ttnn.experimental.paged_update_cache(cache, tok, update_idxs=[3])
+    return ttnn.multiply(s, b)
+
+
+def _assign(cache, tok, b):
+    s = ttnn.silu(cache)
+    ttnn.assign(b, cache)
+    return ttnn.multiply(s, b)
+
+
+@pytest.mark.parametrize("model", [_cache_update, _cache_fill, _paged_update, _assign])
+def test_cache_updates_and_assign_are_writes(model):
+    big = TensorSpec((1, 1, 64, 64))
+    traced = fusion.trace(model, [big, S, big])
+    assert any("writes" in n.meta for n in traced.graph_module.graph.nodes)
+    fused = fusion.fuse(model, [big, S, big], patterns=["silu_mul"])
+    assert [r.pattern for r in fused.report.rewrites] == ["silu_mul"]
+    assert _names(fused)[0] == "ttnn.multiply"  # the fused op reads the cache before the write
+
+
+def test_a_replacement_that_writes_or_frees_an_input_is_refused():
+    relu = ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU)
+
+    def unfused(x, y):
+        return ttnn.relu(ttnn.add(x, y))
+
+    def clobbers(x, y):
+        return ttnn.add_(x, y, activations=[relu])
+
+    def frees(x, y):
+        out = ttnn.add(x, y, activations=[relu])
+        ttnn.deallocate(x)
+        return out
+
+    def model(a, b):
+        return ttnn.relu(ttnn.add(a, b)), ttnn.multiply(a, 2.0)
+
+    for replacement, what in ((clobbers, "writes x"), (frees, "frees x")):
+        fused = fusion.fuse(model, [S, S], patterns=[Pattern(f"bad_{what[:5]}", unfused, replacement)])
+        assert not fused.report.rewrites
+        assert any(what in r.reason for r in fused.report.refusals), fused.report.refusals
+
+
+def test_a_deallocate_through_a_view_is_not_crossed():
+    def model(a, b):
+        s = ttnn.silu(a)
+        ttnn.deallocate(ttnn.reshape(a, (1, 1, 64, 32)))  # frees a's buffer through a view
+        return ttnn.multiply(s, b)
+
+    fused = fusion.fuse(model, [S, S], patterns=["silu_mul"])
+    assert len(fused.report.rewrites) == 1
+    x = torch.randn(1, 1, 32, 64)
+    fusion.run_reference(fused, x, x)  # no use after free
