@@ -159,7 +159,11 @@ class FusedModel:
         if self._direct is None:
             from .replay import direct_forward
 
-            self._direct = direct_forward(self.graph_module)
+            run = direct_forward(self.graph_module)
+            if effects.has_effects(self.graph_module.graph):
+                run = _distinct_tensors(run, [n.target for n in self.graph_module.graph.nodes if n.op == "placeholder"],
+                                        self._traced.model_name)
+            self._direct = run
         return self._direct
 
     @property
@@ -189,6 +193,23 @@ class FusedModel:
 
 
 _ABSENT = object()
+
+
+def _distinct_tensors(run, names: list, model: str):
+    """`run`, refusing a call that passes one tensor as two inputs: the graph writes buffers in
+    place, and it was traced (and its rewrites checked) with every input a buffer of its own."""
+    def checked(*tensors):
+        if len(set(map(id, tensors))) != len(tensors):
+            seen: dict = {}
+            for name, t in zip(names, tensors):
+                if id(t) in seen:
+                    raise InputError(f"{model}: {seen[id(t)]} and {name} are the same tensor; this model writes tensors "
+                                     f"in place and was fused with them distinct. Pass distinct tensors, or call the "
+                                     f"original model")
+                seen[id(t)] = name
+        return run(*tensors)
+
+    return checked
 
 
 def _argument(values: dict, key):

@@ -246,3 +246,16 @@ def test_a_deallocate_through_a_view_is_not_crossed():
     assert len(fused.report.rewrites) == 1
     x = torch.randn(1, 1, 32, 64)
     fusion.run_reference(fused, x, x)  # no use after free
+
+
+def test_a_model_that_writes_in_place_refuses_one_tensor_passed_as_two_inputs():
+    def model(a, b, c):
+        s = ttnn.silu(b)
+        ttnn.add_(a, c)  # the fused silu-multiply goes after this write to a: were a and b one
+        return ttnn.multiply(s, c)  # tensor, it would read b after it changed
+
+    fused = fusion.fuse(model, [S, S, S])
+    run = fused.direct_forward()
+    x = object()  # never reaches ttnn: the check comes first
+    with pytest.raises(fusion.InputError, match="a and b are the same tensor"):
+        run(x, x, object())
