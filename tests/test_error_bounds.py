@@ -240,3 +240,16 @@ def test_a_replacement_of_pure_data_movement_must_be_bit_exact_however_declared(
 
     one_ulp_up = _wrong("transpose_nudged", lambda x: x * (1 + 2.0 ** -7), unfused)
     assert "not bit-exact" in _refused(one_ulp_up, unfused, [X])
+
+
+def test_exact_on_a_pattern_demands_the_same_bits_or_allows_a_bound():
+    def unfused(x):
+        return ttnn.multiply(ttnn.relu(x), 2.0)
+
+    rounded_once = lambda x: (torch.relu(x) * 2.0).to(torch.bfloat16).float()  # noqa: E731
+    strict = _wrong("scale_bits", rounded_once, unfused, exact=True)
+    loose = _wrong("scale_bound", lambda x: torch.relu(x) * (2.0 + 2.0 ** -12), unfused, exact=False)
+    assert len(fusion.fuse(unfused, [X], patterns=[strict]).report.rewrites) == 1  # the same bits
+    nudged = _wrong("scale_bits_nudged", lambda x: torch.relu(x) * (2.0 + 2.0 ** -6), unfused, exact=True)
+    assert "not bit-exact" in _refused(nudged, unfused, [X])
+    assert fusion.fuse(unfused, [X], patterns=[loose]).report.rewrites[0].errors["check"] == "error-bounded"
