@@ -9,11 +9,12 @@ tensor arguments are replaced by their TensorSpecs; the report counts `dispatche
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 from . import specs as specs_mod
 from .errors import PatternError
-from .trace import register_traceable
+from .trace import active_tracer, has_proxy, register_traceable
 
 
 def fused_op(*, golden: Callable, output_spec: Callable[[dict], Any], dispatches: int = 1,
@@ -24,9 +25,18 @@ def fused_op(*, golden: Callable, output_spec: Callable[[dict], Any], dispatches
         raise PatternError("fused_op needs output_spec(bound_args) -> TensorSpec")
 
     def register(fn: Callable) -> Callable:
-        declare(fn, golden=golden, output_spec=output_spec, dispatches=dispatches,
-                data_movement=data_movement, name=name)
-        return fn
+        @functools.wraps(fn)
+        def entry(*args, **kwargs):
+            # called on traced values, however it was reached (a module global, a closure, an
+            # attribute), it records itself as one node
+            tracer = active_tracer()
+            if tracer is not None and (has_proxy(args) or has_proxy(kwargs)):
+                return tracer.create_proxy("call_function", entry, args, kwargs)
+            return fn(*args, **kwargs)
+
+        declare(entry, golden=golden, output_spec=output_spec, dispatches=dispatches,
+                data_movement=data_movement, name=name or f"{fn.__module__}.{fn.__name__}")
+        return entry
 
     return register
 

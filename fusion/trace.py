@@ -387,6 +387,18 @@ class _Depth(threading.local):
 _in_real_op = _Depth()
 
 
+class _Active(threading.local):
+    tracer = None
+
+
+_active = _Active()
+
+
+def active_tracer():
+    """The tracer recording on this thread, or None (fused-op entries record themselves through it)."""
+    return _active.tracer
+
+
 def _namespaces() -> list[types.ModuleType]:
     out = []
     for name in ttnn_ops.TRACED_NAMESPACES:
@@ -482,6 +494,7 @@ def _recording_ttnn(tracer: TTTracer, extra_globals: list[dict]):
     saved = []
     op_classes, constructors = _op_table()
     owner = threading.get_ident()  # other threads' ttnn calls run as they are
+    outer, _active.tracer = _active.tracer, tracer
     try:
         for cls in op_classes:
             original = cls.__call__
@@ -522,6 +535,7 @@ def _recording_ttnn(tracer: TTTracer, extra_globals: list[dict]):
                 setattr(mod, name, _recording(fn, tracer))
         yield
     finally:
+        _active.tracer = outer
         for holder, key, val in reversed(saved):
             if isinstance(holder, dict):
                 holder[key] = val

@@ -163,3 +163,22 @@ def test_example_inputs_that_do_not_fit_name_the_arguments():
         fusion.fuse(model, [TensorSpec((32, 32))])
     with pytest.raises(fusion.InputError, match="must be a list"):
         fusion.fuse(model, TensorSpec((32, 32)))
+
+
+def test_a_fused_op_reached_through_a_closure_is_one_node():
+    import torch
+
+    def make():
+        @fusion.fused_op(golden=lambda x: torch.relu(x) * 2, output_spec=lambda b: b["x"], dispatches=1,
+                         name="tests.closure_relu2")
+        def relu2(x):
+            raise AssertionError("the entry's body must not run while tracing")
+
+        def unfused(x):
+            return ttnn.multiply(ttnn.relu(x), 2.0)
+
+        return fusion.Pattern("closure_relu2", unfused, lambda x: relu2(x)), unfused
+
+    pattern, unfused = make()
+    fused = fusion.fuse(unfused, [TensorSpec((1, 1, 32, 64))], patterns=[pattern])
+    assert [r.pattern for r in fused.report.rewrites] == ["closure_relu2"]
