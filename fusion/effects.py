@@ -119,7 +119,7 @@ def buffer_of(node: torch.fx.Node) -> torch.fx.Node:
 
 
 def mark(graph: torch.fx.Graph) -> None:
-    """Record on the graph that it holds writes or frees other than plain deallocates."""
+    """Record on the graph that it holds writes or frees (rewrite rounds then index them)."""
     graph._ttfuse_effects = True
 
 
@@ -152,10 +152,11 @@ def check(c, index: Index) -> str | None:
             src, writer = n.meta["stale_read"]
             return (f"{ttnn_ops.op_name(n.target)} at {n.meta.get('location', '?')} reads {src.name}, a view of a buffer "
                     f"written in place at {writer.meta.get('location', '?')}: its value depends on whether ttnn made a view")
-        dest = n.meta.get("writes")
-        if dest is not None and buffer_of(dest) not in owned:
-            return (f"{ttnn_ops.op_name(n.target)} at {n.meta.get('location', '?')} writes {dest.name} in place, a buffer "
-                    f"from outside the match: the replacement would not write it")
+        for what in ("writes", "frees"):
+            dest = n.meta.get(what)
+            if dest is not None and buffer_of(dest) not in owned:
+                return (f"{ttnn_ops.op_name(n.target)} at {n.meta.get('location', '?')} {what} {dest.name}, a buffer "
+                        f"from outside the match: the replacement would not")
     crossing = []
     for name, g in c.inputs.items():
         for k in index.killers.get(buffer_of(g), ()):
@@ -180,8 +181,8 @@ def replacement_problem(graph: torch.fx.Graph) -> str | None:
     not allocate (an input's, which the original left alone), or None."""
     owned = {n for n in graph.nodes if n.op == "call_function" and buffer_of(n) is n}
     for n in graph.nodes:
-        for what, key in (("writes", "writes"), ("frees", "frees")):
-            dest = n.meta.get(key)
+        for what in ("writes", "frees"):
+            dest = n.meta.get(what)
             if dest is not None and buffer_of(dest) not in owned:
                 src = buffer_of(dest)
                 name = src.target if src.op == "placeholder" else src.name
