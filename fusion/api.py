@@ -160,8 +160,10 @@ class FusedModel:
             from .replay import direct_forward
 
             run = direct_forward(self.graph_module)
-            if effects.has_effects(self.graph_module.graph):
-                run = _distinct_tensors(run, [n.target for n in self.graph_module.graph.nodes if n.op == "placeholder"],
+            graph = self.graph_module.graph
+            if effects.has_effects(graph):
+                held = [n.meta["value"] for n in graph.nodes if n.op == "get_attr" and n.meta.get("tensor_constant")]
+                run = _distinct_tensors(run, [n.target for n in graph.nodes if n.op == "placeholder"], held,
                                         self._traced.model_name)
             self._direct = run
         return self._direct
@@ -195,15 +197,20 @@ class FusedModel:
 _ABSENT = object()
 
 
-def _distinct_tensors(run, names: list, model: str):
-    """`run`, refusing a call that passes one tensor as two inputs: the graph writes buffers in
-    place, and it was traced (and its rewrites checked) with every input a buffer of its own."""
+def _distinct_tensors(run, names: list, held: list, model: str):
+    """`run`, refusing a call that passes one tensor as two inputs, or a tensor the model itself
+    holds (a weight) as an input: the graph writes buffers in place, and it was traced (and its
+    rewrites checked) with every input a buffer of its own. Tensors are told apart by identity
+    (a view of an input passed as another input is not seen)."""
+    held_ids = {id(t): "a tensor the model holds" for t in held}
+
     def checked(*tensors):
-        if len(set(map(id, tensors))) != len(tensors):
-            seen: dict = {}
+        ids = set(map(id, tensors))
+        if len(ids) != len(tensors) or not ids.isdisjoint(held_ids):
+            seen = dict(held_ids)
             for name, t in zip(names, tensors):
                 if id(t) in seen:
-                    raise InputError(f"{model}: {seen[id(t)]} and {name} are the same tensor; this model writes tensors "
+                    raise InputError(f"{model}: {name} is the same tensor as {seen[id(t)]}; this model writes tensors "
                                      f"in place and was fused with them distinct. Pass distinct tensors, or call the "
                                      f"original model")
                 seen[id(t)] = name

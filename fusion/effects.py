@@ -25,7 +25,9 @@ from .specs import TensorSpec
 # parameters that name a buffer an op writes its result into, whatever the op
 OUTPUT_KEYWORDS = ("output_tensor", "optional_output_tensor", "output_tensors", "optional_output_tensors",
                    "persistent_output_buffer", "persistent_output_buffers", "persistent_output_tensor",
-                   "persistent_intermediate_buffer", "out", "param_out")
+                   "persistent_intermediate_buffer", "out", "param_out", "output",
+                   # backward ops' optional gradient outputs
+                   "input_grad", "other_grad", "weight_grad", "bias_grad", "input_a_grad", "input_b_grad")
 
 # ops that write some of their inputs in place (by ttnn's parameter names), beyond the `*_` ops
 # (which write their first argument) and the output-buffer parameters above
@@ -42,7 +44,13 @@ _WRITES_INPUTS = {
     "ttnn.experimental.indexed_fused_update_cache": ("cache_tensor1", "cache_tensor2"),
 }
 
+# ops that write inputs only when a flag says so: op name -> (flag parameter, written parameters)
+_WRITES_INPUTS_IF = {
+    "ttnn.batch_norm": ("training", ("running_mean", "running_var")),  # running statistics, in place
+}
+
 _REALLOCATE = getattr(ttnn, "reallocate", None)
+_MOVE = getattr(ttnn, "move", None)  # like reallocate: the input's buffer is given up
 _DEALLOCATE = ttnn.deallocate
 
 # results that may be a view of (or be) their first input: ttnn decides at run time
@@ -78,11 +86,15 @@ def _flat(value) -> list:
 def written(target, args: tuple, kwargs: dict) -> list:
     """The argument values (proxies, nodes or tensors) a call writes in place."""
     out = []
-    names = _WRITES_INPUTS.get(getattr(target, "python_fully_qualified_name", None), ())
+    op = getattr(target, "python_fully_qualified_name", None)
+    names = _WRITES_INPUTS.get(op, ())
+    conditional = _WRITES_INPUTS_IF.get(op)
     # bound by ttnn's parameter names when a written parameter may be among the arguments (an
     # output buffer is a keyword, or given positionally after the first two operands)
-    if names or len(args) > 2 or any(k in kwargs for k in OUTPUT_KEYWORDS):
+    if names or conditional or len(args) > 2 or any(k in kwargs for k in OUTPUT_KEYWORDS):
         bound = ttnn_ops.bind(target, args, kwargs) or kwargs
+        if conditional and bound.get(conditional[0]):
+            names = (*names, *conditional[1])
         for k in (*names, *OUTPUT_KEYWORDS):
             if k in bound:
                 out += _flat(bound[k])
@@ -93,7 +105,7 @@ def written(target, args: tuple, kwargs: dict) -> list:
 
 def freed(target, args: tuple, kwargs: dict) -> list:
     """The argument values a call frees (deallocate; reallocate moves its input and frees it)."""
-    if target is _DEALLOCATE or (_REALLOCATE is not None and target is _REALLOCATE):
+    if target is _DEALLOCATE or (target is not None and (target is _REALLOCATE or target is _MOVE)):
         return _flat(_first_arg(target, args, kwargs))
     return []
 

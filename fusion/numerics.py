@@ -9,6 +9,8 @@ is accepted elementwise when
     |replacement - exact| <= max(factor * max(|original - exact|, rms over the row of |original - exact|),
                                  ulps * ulp(output dtype, exact))      (float32 results: float32_ulps)
 
+(the row term only where the original contains a reduction: a matmul, a norm, a sum, ...)
+
 and NaN and +-inf stand where the original has them. `factor` lets a replacement be as wrong as
 the code it replaces (rounding in another order); the row's RMS (last dim) stands in where the
 original happened to be right at one element of a reduction's output (its rounding errors
@@ -140,7 +142,7 @@ def bits_equal(a: torch.Tensor, b: torch.Tensor) -> bool:
 
 
 def check_output(exact: torch.Tensor, original: torch.Tensor, got: torch.Tensor, dtype, tol: Tolerance,
-                 measured: Measured, where: str) -> str | None:
+                 measured: Measured, where: str, reduces: bool = True) -> str | None:
     """None when `got` is within the bound, else why not (naming `where`). Works in the exact
     result's float precision (the reference's compute dtype: float32 when every value is a
     16-bit float, which is 2^16 times finer than their ulp), float64 for integers."""
@@ -177,8 +179,10 @@ def check_output(exact: torch.Tensor, original: torch.Tensor, got: torch.Tensor,
     unit = ulp(mag, dtype)
     allow_ulps = 0.0 if dtype in INTEGER_DTYPES else tol.float32_ulps if dtype == ttnn.float32 else tol.ulps
     # rounding errors that pass through a reduction spread over its outputs: an element where the
-    # original happened to be right still gets the original's typical error over its row
-    if err_o.dim() and err_o.numel():
+    # original happened to be right still gets the original's typical error over its row. Only
+    # where the original reduces: an elementwise error scales with its own element (a row of
+    # 2^40-sized values must not lend its error to the row's small ones)
+    if reduces and err_o.dim() and err_o.numel():
         row = err_o.pow(2).mean(dim=-1, keepdim=True).sqrt()
     else:
         row = err_o
@@ -290,3 +294,17 @@ def draw(shape: tuple, dtype, domain: str, gen: torch.Generator, floats=torch.fl
             flat[where] = specials[torch.randint(0, len(specials), (k,), generator=gen)]
         return t
     raise ValueError(f"unknown input domain {domain!r}")
+
+
+# op-name fragments of the ops that reduce (sum over an axis): their outputs' rounding errors
+# spread over a row (check_output's row term)
+_REDUCING = ("matmul", "linear", "norm", "softmax", "mean", "sum", "reduce", "max", "min", "var", "std", "prod",
+             "conv", "topk", "sort", "argmax", "argmin", "attention", "sdpa", "moe", "bmm")
+
+
+def reduces(target) -> bool:
+    """Whether an op sums (or otherwise combines) values across an axis."""
+    from .ttnn_ops import op_name
+
+    name = op_name(target).rsplit(".", 1)[-1].lower()
+    return any(k in name for k in _REDUCING)

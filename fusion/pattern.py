@@ -263,7 +263,12 @@ def _compile_spelling(pattern_name: str, fn: Callable, params: list[str], captur
                                  if n.op == "placeholder" and n.meta.get("role") == "tensor"),
     )
     spelling.tensor_input_names = tuple(name for name, _ph in spelling.input_placeholders)
-    spelling.compiled = compile_spelling(spelling)
+    try:
+        spelling.compiled = compile_spelling(spelling)
+    except KeyError:
+        # a pattern graph the generator does not cover (calls not all reached back from the
+        # output, e.g. an in-place write through a view): the general matcher takes it
+        spelling.compiled = None
     return spelling
 
 

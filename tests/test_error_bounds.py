@@ -253,3 +253,16 @@ def test_exact_on_a_pattern_demands_the_same_bits_or_allows_a_bound():
     nudged = _wrong("scale_bits_nudged", lambda x: torch.relu(x) * (2.0 + 2.0 ** -6), unfused, exact=True)
     assert "not bit-exact" in _refused(nudged, unfused, [X])
     assert fusion.fuse(unfused, [X], patterns=[loose]).report.rewrites[0].errors["check"] == "error-bounded"
+
+
+def test_an_elementwise_replacement_wrong_on_a_magnitude_band_is_refused():
+    """The row term (an element gets its row's typical error) is for reductions only: a row of
+    2^40-sized values must not lend its error to the row's mid-sized ones."""
+    def unfused(x):
+        return ttnn.multiply(ttnn.neg(x), 1.1)
+
+    def golden(x):
+        v = -x * 1.1
+        return torch.where((v.abs() > 3000) & (v.abs() < 1e7), 1.5 * v, v)
+
+    assert "scales inputs" in _refused(_wrong("band_scaled", golden, unfused), unfused, [X])

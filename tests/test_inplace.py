@@ -257,5 +257,58 @@ def test_a_model_that_writes_in_place_refuses_one_tensor_passed_as_two_inputs():
     fused = fusion.fuse(model, [S, S, S])
     run = fused.direct_forward()
     x = object()  # never reaches ttnn: the check comes first
-    with pytest.raises(fusion.InputError, match="a and b are the same tensor"):
+    with pytest.raises(fusion.InputError, match="b is the same tensor as a"):
         run(x, x, object())
+
+    weight = ttnn.from_torch(torch.ones(1, 1, 32, 64), dtype=ttnn.bfloat16, layout=ttnn.TILE_LAYOUT)
+
+    def holds_a_weight(x, b):
+        s = ttnn.silu(weight)
+        ttnn.add_(x, 1.0)
+        return ttnn.multiply(s, b), x
+
+    run = fusion.fuse(holds_a_weight, [S, S]).direct_forward()
+    with pytest.raises(fusion.InputError, match="x is the same tensor as a tensor the model holds"):
+        run(weight, object())
+
+
+def _bernoulli_output(a, b, x):
+    s = ttnn.silu(a)
+    ttnn.bernoulli(x, output=a)
+    return ttnn.multiply(s, b)
+
+
+def _backward_grad(a, b, x):
+    s = ttnn.silu(a)
+    ttnn.mul_bw(x, x, x, input_grad=a)
+    return ttnn.multiply(s, b)
+
+
+def _batch_norm_training(a, b, x):
+    s = ttnn.silu(a)
+    ttnn.batch_norm(x, running_mean=a, running_var=b, training=True)
+    return ttnn.multiply(s, x)
+
+
+def _move(a, b, x):
+    s = ttnn.silu(a)
+    ttnn.move(a)
+    return ttnn.multiply(s, b)
+
+
+@pytest.mark.parametrize("model", [_bernoulli_output, _backward_grad, _batch_norm_training, _move])
+def test_output_parameters_running_statistics_and_moves_are_effects(model):
+    fused = fusion.fuse(model, [S, S, S], patterns=["silu_mul"])
+    assert len(fused.report.rewrites) == 1
+    assert _names(fused)[0] == "ttnn.multiply"  # placed before the write or the move
+
+
+def test_a_pattern_that_writes_through_a_view_is_matched_by_the_general_matcher():
+    def unfused(x, y):
+        t = ttnn.add(x, y)
+        v = ttnn.reshape(t, (1, 1, 64, 32))
+        ttnn.multiply_(v, 2.0)
+        return ttnn.relu(t)
+
+    p = Pattern("writes_a_view", unfused, lambda x, y: ttnn.relu(ttnn.add(x, y)))
+    assert all(s.compiled is None for s in p.spellings)
