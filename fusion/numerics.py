@@ -79,7 +79,7 @@ class Measured:
     max_abs: float = 0.0  # largest |replacement - exact| (or - original, for bit-exact checks)
     max_ulps: float = 0.0  # the same in ulps of the output dtype (at the exact value)
     bound_used: float = 0.0  # largest error / bound over all elements: <= 1 passes
-    pcc: float = 1.0  # worst Pearson correlation with the original (reported, never sufficient)
+    pcc: float = 1.0  # Pearson correlation with the original on normal inputs (reported, never sufficient)
     bit_exact: bool = False
 
     def short(self) -> str:
