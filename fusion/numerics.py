@@ -88,12 +88,6 @@ class Measured:
             return "bit-exact"
         return f"error-bounded ({self.bound_used:.0%} of bound)"
 
-    def summary(self) -> str:
-        if self.bit_exact:
-            return f"bit-exact over {len(self.trials)} trials ({', '.join(self.trials)})"
-        return (f"error within {self.bound_used:.0%} of the bound (max {self.max_ulps:.3g} ulp, {self.max_abs:.3g} abs) "
-                f"over {len(self.trials)} trials ({', '.join(self.trials)}), pcc={self.pcc:.6f}")
-
     def to_dict(self) -> dict:
         return {"check": "bit-exact" if self.bit_exact else "error-bounded", "trials": list(self.trials),
                 "max_abs_error": self.max_abs, "max_ulp_error": self.max_ulps, "bound_used": self.bound_used,
@@ -296,10 +290,12 @@ def draw(shape: tuple, dtype, domain: str, gen: torch.Generator, floats=torch.fl
     raise ValueError(f"unknown input domain {domain!r}")
 
 
-# op-name fragments of the ops that reduce (sum over an axis): their outputs' rounding errors
-# spread over a row (check_output's row term)
-_REDUCING = ("matmul", "linear", "norm", "softmax", "mean", "sum", "reduce", "max", "min", "var", "std", "prod",
-             "conv", "topk", "sort", "argmax", "argmin", "attention", "sdpa", "moe", "bmm")
+# ops that reduce (combine values across an axis): their outputs' rounding errors spread over a
+# row (check_output's row term). Whole names, so that elementwise `maximum` is not `max`; and
+# fragments for the families (`rms_norm`, `experimental.minimal_matmul`, `sdpa`, ...)
+_REDUCING_NAMES = frozenset(("linear", "bmm", "mean", "sum", "max", "min", "var", "std", "prod", "cumsum", "cumprod",
+                             "topk", "sort", "argmax", "argmin", "moe"))
+_REDUCING_PARTS = ("matmul", "norm", "softmax", "reduce", "conv", "attention", "sdpa")
 
 
 def reduces(target) -> bool:
@@ -307,4 +303,4 @@ def reduces(target) -> bool:
     from .ttnn_ops import op_name
 
     name = op_name(target).rsplit(".", 1)[-1].lower()
-    return any(k in name for k in _REDUCING)
+    return name in _REDUCING_NAMES or any(k in name for k in _REDUCING_PARTS)

@@ -66,6 +66,12 @@ def is_data_movement(target: Any) -> bool:
     return bool(getattr(target, "ttfuse_data_movement", False))
 
 
+def only_moves_data(nodes) -> bool:
+    """Whether these call nodes compute nothing (data movement and frees only): their results are
+    compared bit for bit."""
+    return all(is_data_movement(n.target) or is_deallocate(n.target) for n in nodes)
+
+
 @functools.lru_cache(maxsize=4096)
 def dispatches(target: Any) -> int:
     """Device programs one call of `target` launches (deallocate and Python glue launch none)."""

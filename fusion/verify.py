@@ -2,11 +2,11 @@
 
 1. The replacement is traced with the matched input specs; its output specs must equal the
    original's (shape, dtype, layout, memory config).
-2. On inputs of the matched specs drawn from several domains (normal, wide with an offset,
-   tiny, negative, integer-valued, special values; fusion/numerics.py), the replacement's
-   reference result must equal the original's bit for bit when both are pure data movement,
-   else stay within an error bound against the original evaluated in exact arithmetic, with
-   NaN and inf where the original has them. PCC is reported, never sufficient.
+2. A replacement may not write or free a buffer the original leaves alone (fusion/effects.py).
+3. On inputs of the matched specs drawn from every input domain (fusion/numerics.py), the
+   replacement's reference result must equal the original's bit for bit when the original
+   only moves data, else stay within an error bound against the original evaluated in exact
+   arithmetic, with NaN and inf where the original has them. PCC is reported, never sufficient.
 Results are cached per (pattern, spelling, input specs, captures): a 61-layer model verifies
 each distinct case once.
 """
@@ -49,7 +49,7 @@ class Replacement:
 @dataclass
 class Outcome:
     ok: bool
-    text: str  # how it passed (Measured.summary()), or the refusal reason
+    text: str  # how it passed (Measured.short()), or the refusal reason
     replacement: Replacement | None = None
     measured: Measured | None = None  # errors, trials and PCC of the checks that ran
     # what fuse() derives once per outcome, not per match: (saved dispatches, saved bytes),
@@ -246,7 +246,7 @@ class Verifier:
         if exact is None:
             # an original that only moves data computes nothing: any replacement of it (however its
             # ops are declared) must give the same bits
-            exact = all(ttnn_ops.is_data_movement(n.target) or ttnn_ops.is_deallocate(n.target) for n in c.nodes)
+            exact = ttnn_ops.only_moves_data(c.nodes)
         gen = torch.Generator().manual_seed(_seed(c, key, self.seed))
         measured = Measured(bit_exact=bool(exact))
         tol = self.tolerance
