@@ -66,6 +66,7 @@ RUNTIME_ROOT_ENV = "TT_METAL_RUNTIME_ROOT"
 JIT_CACHE_ENV = "TT_METAL_CACHE"
 RECORD_ENV = "TTFUSE_SHIM_RECORD"
 CACHE_DIR_ENV = "TTFUSE_CACHE_DIR"
+TRUSTED_ROOT_ENV = "TTFUSE_SHIM_TRUSTED_ROOT"
 
 #: What tt-metal 0.81.1 expects ``riscv-tt-elf-g++ --version`` to print (its sfpi-version file).
 SFPI_VERSION_STRING = "riscv-tt-elf-g++ (tenstorrent/sfpi:7.89.0[1050]) 15.1.0"
@@ -78,7 +79,7 @@ _HERE = Path(__file__).resolve().parent
 _SHIM = _HERE / "_riscv_gxx_shim.py"
 _HOST_SFPI = _HERE / "_host_sfpi"
 # bump when the mirror's layout or the wrapper script changes
-_MIRROR_LAYOUT = 2
+_MIRROR_LAYOUT = 3
 
 DATA_MOVEMENT_RISCS = ("BRISC", "NCRISC")
 COMPUTE_RISCS = ("TRISC0", "TRISC1", "TRISC2")
@@ -141,7 +142,7 @@ def _wrapper_script() -> str:
         "#!/bin/sh\n"
         "# ttfuse: host syntax-check stand-in for the SFPI compiler (see micro_ops/mock_device.py)\n"
         f'if [ "$1" = "--version" ]; then echo {shlex.quote(SFPI_VERSION_STRING)}; exit 0; fi\n'
-        f"exec {shlex.quote(sys.executable)} {shlex.quote(str(_SHIM))} \"$@\"\n"
+        f"exec {shlex.quote(sys.executable)} -S {shlex.quote(str(_SHIM))} \"$@\"\n"
     )
 
 
@@ -220,6 +221,8 @@ def configure_mock_environment() -> MockEnvironment:
     record = jit_cache / "ttfuse_kernel_checks.jsonl"
     record.touch()
     os.environ[RECORD_ENV] = str(record)
+    # tt-metal's own kernels (ttnn.linear, rms_norm, ...) build unchecked: they are not ours
+    os.environ[TRUSTED_ROOT_ENV] = str(ttnn_package_dir())
     _ENV = MockEnvironment(cluster, root, jit_cache, record)
     return _ENV
 
