@@ -33,6 +33,7 @@ import ttnn
 from . import effects
 from . import specs as specs_mod
 from . import ttnn_ops
+from . import ttnn_specs
 from .errors import InputError, TraceError
 from .specs import TensorSpec, UnknownSpec
 
@@ -175,23 +176,61 @@ class TTProxy(Proxy):
         spec = self.node.meta.get("spec")
         if isinstance(spec, tuple):
             return iter([self[i] for i in range(len(spec))])
-        return super().__iter__()
+        if self.node.op == "call_function" and not isinstance(spec, TensorSpec):
+            # an op whose outputs are not known (no spec): unpacking `a, b = op(...)` says how many
+            n = _unpack_count(sys._getframe(1))
+            if n is not None:
+                return iter([self[i] for i in range(n)])
+            loc, _ = user_location(2)
+            raise TraceError(
+                f"the result of {ttnn_ops.op_name(self.node.target)} is iterated, but its outputs are unknown "
+                f"({spec.reason() if isinstance(spec, UnknownSpec) else 'no spec'}); unpack it into names "
+                f"(`a, b = ...`) or index it (`out[0]`)", loc)
+        loc, _ = user_location(2)
+        raise TraceError(
+            "iterating over a tensor's values cannot be traced (a Python loop over tensor elements); "
+            "loop over a Python range or a shape instead", loc)
 
     def __neg__(self):
         return self.tracer.create_proxy("call_function", ttnn.neg, (self,), {})
 
 
-def _make_dunder(op, reflected: bool):
+def _unpack_count(frame) -> int | None:
+    """n when the instruction running in `frame` is `a, b, ... = value` (UNPACK_SEQUENCE n)."""
+    import dis
+
+    for inst in dis.get_instructions(frame.f_code):
+        if inst.offset == frame.f_lasti:
+            return inst.argval if inst.opname == "UNPACK_SEQUENCE" else None
+    return None
+
+
+def _python_value(v) -> bool:
+    """A traced Python value (a shape read at run time, arithmetic on it), not a tensor."""
+    return isinstance(v, Proxy) and bool(v.node.meta.get("python_value"))
+
+
+def _make_dunder(name: str, op, reflected: bool):
+    python_op = getattr(operator, name)
+
     def method(self, other):
         args = (other, self) if reflected else (self, other)
-        return self.tracer.create_proxy("call_function", op, args, {})
+        # `shape[-1] * shape[-2]` stays Python arithmetic; only tensors become ttnn ops
+        target = python_op if _python_value(self) or _python_value(other) else op
+        if target is None:
+            loc, _ = user_location(2)
+            raise TraceError(f"`{name}` of a ttnn tensor is not a ttnn op", loc)
+        return self.tracer.create_proxy("call_function", target, args, {})
 
     return method
 
 
 for _name, _op in _BINARY_DUNDERS.items():
-    setattr(TTProxy, f"__{_name}__", _make_dunder(_op, False))
-    setattr(TTProxy, f"__r{_name}__", _make_dunder(_op, True))
+    setattr(TTProxy, f"__{_name}__", _make_dunder(_name, _op, False))
+    setattr(TTProxy, f"__r{_name}__", _make_dunder(_name, _op, True))
+for _name in ("floordiv", "mod"):
+    setattr(TTProxy, f"__{_name}__", _make_dunder(_name, None, False))
+    setattr(TTProxy, f"__r{_name}__", _make_dunder(_name, None, True))
 
 
 # ---------------------------------------------------------------------------
@@ -213,6 +252,9 @@ class TTTracer(TracerBase):
         self.call_hook = None
         self._proxies: dict = {}  # node -> the proxies standing for it (rebound when it is written)
         self._latest: dict = {}  # buffer node -> its newest version (a write node)
+        # specs from ttnn itself (fusion/ttnn_specs.py) once a device is known; "rules": hand rules only
+        self.spec_engine = None
+        self.specs_from = "rules"
 
     # values -------------------------------------------------------------
     def proxy(self, node):
@@ -292,6 +334,10 @@ class TTTracer(TracerBase):
             spec = specs_mod.spec_from_value(value)
             node.meta["spec"] = spec
             node.meta["tensor_constant"] = True
+            if is_host_tensor(value):
+                node.meta["host"] = True
+            elif self.spec_engine is None and self.specs_from == "auto":
+                self.use_device(ttnn_specs.find_device([value]))
             self._consts[key] = node
             # keep the object alive: the key uses its id
             node.meta["value"] = value
@@ -306,8 +352,12 @@ class TTTracer(TracerBase):
         loc, fn = user_location(2)
         node.meta["location"] = loc
         node.meta["source_fn"] = fn
-        if kind == "call_function":
-            node.meta["spec"] = specs_mod.infer(target, node.args, node.kwargs, spec_of)
+        if kind == "call_function" and (target is builtins.getattr or (
+                not ttnn_ops.is_ttnn_op(target) and any(n.meta.get("python_value") for n in node.all_input_nodes))):
+            node.meta["python_value"] = True  # x.shape of an unknown spec, and arithmetic on it
+            node.meta["spec"] = None
+        elif kind == "call_function":
+            node.meta["spec"] = self.infer_spec(target, node.args, node.kwargs)
             src = effects.view_source(node)
             if src is not None:
                 node.meta["buffer"] = effects.buffer_of(src)
@@ -318,6 +368,23 @@ class TTTracer(TracerBase):
                         # an alias (a view) of a buffer written since it was made
                         node.meta["stale_read"] = (a, newest)
         return node
+
+    def use_device(self, device) -> None:
+        """Ask ttnn for specs on this device from now on."""
+        if device is not None and self.spec_engine is None:
+            self.spec_engine = _engine_for(device)
+
+    def infer_spec(self, target, args, kwargs):
+        engine = self.spec_engine
+        if engine is not None and engine.handles(target):
+            spec = engine.infer(target, args, kwargs, spec_of)
+            if not isinstance(spec, UnknownSpec) or isinstance(spec, ttnn_specs.Rejected):
+                return spec
+            # an input ttnn cannot be given (unknown spec, an argument it cannot reproduce):
+            # the hand rules may still know
+            ruled = specs_mod.infer(target, args, kwargs, spec_of)
+            return ruled if not isinstance(ruled, UnknownSpec) else spec
+        return specs_mod.infer(target, args, kwargs, spec_of)
 
     def to_bool(self, obj):
         loc, _ = user_location(2)
@@ -339,6 +406,27 @@ class TTTracer(TracerBase):
     def keys(self, obj):
         loc, _ = user_location(2)
         raise TraceError("a tensor was used as a mapping (`**tensor`); this cannot be traced", loc)
+
+
+_ENGINES: dict = {}
+
+
+def _engine_for(device):
+    """One spec engine per device for the process: its memo outlives a trace (each verification
+    and each fuse() traces again)."""
+    engine = _ENGINES.get(id(device))
+    if engine is None or engine.device is not device:
+        engine = _ENGINES[id(device)] = ttnn_specs.DeviceSpecs(device)
+    return engine
+
+
+def is_host_tensor(value) -> bool:
+    if isinstance(value, torch.Tensor):
+        return True
+    try:
+        return isinstance(value, ttnn.Tensor) and value.storage_type() != ttnn.StorageType.DEVICE
+    except Exception:
+        return False
 
 
 def spec_of(node) -> Any:
@@ -385,6 +473,16 @@ class _Depth(threading.local):
 
 
 _in_real_op = _Depth()
+
+
+@contextmanager
+def running_real_op():
+    """ttnn calls in this block run as they are, even while a trace records (the spec engine's)."""
+    _in_real_op.depth += 1
+    try:
+        yield
+    finally:
+        _in_real_op.depth -= 1
 
 
 class _Active(threading.local):
@@ -695,11 +793,29 @@ def _describe_example(v) -> str:
     return repr(v)[:40]
 
 
-def trace(model, example_inputs) -> Traced:
+SPEC_SOURCES = ("auto", "ttnn", "rules")
+
+
+def trace(model, example_inputs, *, specs: str = "auto", device=None) -> Traced:
+    """Trace `model(*example_inputs)`.
+
+    specs: "auto" asks ttnn for every op's spec on the device of the first device tensor the
+    model is given or holds (its own validation included: a call ttnn would reject gets a
+    `Rejected` spec), and uses the hand rules in `fusion/specs.py` without one (host-only
+    runs); "ttnn" requires a device (`device=` or a device tensor among the example inputs);
+    "rules" uses the hand rules only.
+    """
+    if specs not in SPEC_SOURCES:
+        raise InputError(f"specs must be one of {', '.join(SPEC_SOURCES)}, got {specs!r}")
     fn, model_name = model_callable(model)
     sig = inspect.signature(fn)
     bound = _bind_inputs(fn, sig, example_inputs, model_name)
     tracer = TTTracer()
+    tracer.specs_from = specs
+    if specs != "rules":
+        tracer.use_device(device if device is not None else ttnn_specs.find_device([v for _n, v, _p in bound]))
+        if specs == "ttnn" and tracer.spec_engine is None:
+            raise InputError("specs='ttnn' needs a device: pass device= or a device tensor among example_inputs")
     args, kwargs, input_names, constants = [], {}, [], {}
 
     def traced_value(name, key, value):
@@ -709,6 +825,8 @@ def trace(model, example_inputs) -> Traced:
             return None
         proxy = tracer.create_proxy("placeholder", name if key is None else f"{name}_{key}", (), {})
         proxy.node.meta["spec"] = spec
+        if is_host_tensor(value):
+            proxy.node.meta["host"] = True
         input_names.append(name if key is None else (name, key))
         return proxy
 

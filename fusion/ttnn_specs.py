@@ -1,0 +1,223 @@
+"""Specs from ttnn itself: run each op once on the device, on empty tensors of the input specs.
+
+ttnn's device operations validate their arguments and compute their own output specs (shape,
+dtype, layout, memory config, sharded outputs included). Asking them is the only way to know
+every op's spec, and the only way to learn that ttnn rejects a call (a program config that does
+not fit, a shard spec on missing cores) before the model runs. On the mock device nothing
+executes; on a real device the op runs on freshly allocated tensors, never on the model's own
+(a KV-cache update must not write the model's cache while tracing).
+
+Calls are remembered by what decides their result (the op, the input specs, every other
+argument): 61 layers of one decoder ask ttnn once per distinct call.
+"""
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import torch.fx
+import ttnn
+
+from . import ttnn_ops
+from .specs import TensorSpec, UnknownSpec, spec_from_value
+
+
+@dataclass(frozen=True)
+class Rejected(UnknownSpec):
+    """ttnn refused the call: running it on a device would fail the same way."""
+
+    def reason(self) -> str:
+        return f"ttnn rejects this {self.op} call: {self.why}"
+
+
+# ops the engine leaves to the hand rules: they free, or leave the device
+_NOT_ASKED = {ttnn.deallocate, getattr(ttnn, "to_torch", None), getattr(ttnn, "from_device", None),
+              getattr(ttnn, "dump_tensor", None)}
+
+
+class _NoKey(Exception):
+    """An argument whose effect on the result cannot be keyed (an arbitrary object)."""
+
+
+def literal_key(value: Any) -> Any:
+    """A hashable stand-in for a non-tensor argument, equal for arguments ttnn treats alike.
+    ttnn objects print their fields (memory configs, program configs); those that print only an
+    address (compute-kernel configs) are keyed by their public attributes."""
+    if value is None or isinstance(value, (bool, int, float, str, bytes)):
+        return (type(value).__name__, value)
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__, tuple(literal_key(v) for v in value))
+    if isinstance(value, dict):
+        return ("dict", tuple(sorted((str(k), literal_key(v)) for k, v in value.items())))
+    if isinstance(value, enum.Enum):
+        return (type(value).__name__, value.name)
+    text = repr(value)
+    if " object at 0x" not in text:
+        return (type(value).__name__, text)
+    if callable(value) and not (type(value).__module__ or "").startswith("ttnn"):
+        raise _NoKey(type(value).__name__)
+    fields = []
+    for attr in dir(value):
+        if attr.startswith("_"):
+            continue
+        try:
+            v = getattr(value, attr)
+        except Exception:  # a property that needs a device, ...
+            continue
+        if callable(v):
+            continue
+        fields.append((attr, literal_key(v)))
+    if not fields:
+        raise _NoKey(type(value).__name__)
+    return (type(value).__name__, tuple(fields))
+
+
+_FATAL = re.compile(r"TT_(?:FATAL|THROW)[^\n]*\n(?:info:\n)?([^\n]+)")
+
+
+def _message(e: BaseException) -> str:
+    text = str(e)
+    m = _FATAL.search(text)
+    line = m.group(1) if m else next((ln for ln in text.splitlines() if ln.strip()), type(e).__name__)
+    return line.strip()[:300]
+
+
+class DeviceSpecs:
+    """Output specs of ttnn calls, computed by ttnn on `device` (a MeshDevice)."""
+
+    def __init__(self, device: Any):
+        self.device = device
+        self._memo: dict = {}
+        self.asked = 0  # calls ttnn ran (cache misses)
+        self.answered = 0  # calls answered (hits included)
+
+    def handles(self, target: Any) -> bool:
+        return ttnn_ops.is_ttnn_op(target) and target not in _NOT_ASKED
+
+    def infer(self, target: Any, args: tuple, kwargs: dict, spec_of) -> Any:
+        """The spec of target(*args, **kwargs) as ttnn computes it; UnknownSpec when an input is
+        unknown or an argument cannot be reproduced; Rejected when ttnn refuses the call."""
+        name = ttnn_ops.op_name(target)
+        try:
+            key = (target, self._key(args, spec_of), self._key(kwargs, spec_of))
+        except _Unknown as e:
+            return e.args[0]
+        except _NoKey as e:
+            return UnknownSpec(name, f"an argument ({e}) cannot be reproduced to ask ttnn")
+        self.answered += 1
+        found = self._memo.get(key)
+        if found is not None:
+            return found
+        result = self._ask(target, name, args, kwargs, spec_of)
+        self._memo[key] = result
+        return result
+
+    # -- keys ----------------------------------------------------------------------------------
+    def _key(self, value: Any, spec_of) -> Any:
+        if isinstance(value, torch.fx.Node):
+            spec = spec_of(value)
+            if isinstance(spec, UnknownSpec):
+                raise _Unknown(spec)
+            if isinstance(spec, TensorSpec):
+                return ("tensor", spec, _host(value))
+            return literal_key(spec)
+        if isinstance(value, (list, tuple)):
+            return (type(value).__name__, tuple(self._key(v, spec_of) for v in value))
+        if isinstance(value, dict):
+            return ("dict", tuple(sorted((str(k), self._key(v, spec_of)) for k, v in value.items())))
+        return literal_key(value)
+
+    # -- asking ttnn ---------------------------------------------------------------------------
+    def _ask(self, target, name, args, kwargs, spec_of) -> Any:
+        from .trace import running_real_op  # the tracer records ttnn calls; this one must run
+
+        held: list = []
+        try:
+            real_args = self._materialize(args, spec_of, held)
+            real_kwargs = self._materialize(kwargs, spec_of, held)
+        except _Unknown as e:
+            return e.args[0]
+        except Exception as e:  # an input spec ttnn cannot allocate (e.g. a shard that does not fit)
+            return UnknownSpec(name, f"its input cannot be allocated: {_message(e)}")
+        self.asked += 1
+        try:
+            with running_real_op():
+                out = target(*real_args, **real_kwargs)
+        except (RuntimeError, TypeError, ValueError) as e:
+            return Rejected(name, _message(e))
+        try:
+            return _spec_of_result(out, name)
+        finally:
+            del held, out
+
+    def _materialize(self, value, spec_of, held):
+        if isinstance(value, torch.fx.Node):
+            spec = spec_of(value)
+            if isinstance(spec, UnknownSpec):
+                raise _Unknown(spec)
+            if not isinstance(spec, TensorSpec):
+                return spec  # a literal
+            tensor = self._empty(spec, _host(value))
+            held.append(tensor)
+            return tensor
+        if isinstance(value, list):
+            return [self._materialize(v, spec_of, held) for v in value]
+        if isinstance(value, tuple):
+            return tuple(self._materialize(v, spec_of, held) for v in value)
+        if isinstance(value, dict):
+            return {k: self._materialize(v, spec_of, held) for k, v in value.items()}
+        return value
+
+    def _empty(self, spec: TensorSpec, host: bool):
+        if host:
+            import torch
+
+            from .reference import _TORCH_DTYPES
+
+            data = torch.zeros(spec.shape, dtype=_TORCH_DTYPES.get(spec.dtype, torch.float32))
+            return ttnn.from_torch(data, dtype=spec.dtype, layout=spec.layout)
+        return ttnn.allocate_tensor_on_device(ttnn.Shape(spec.shape), spec.dtype, spec.layout, self.device,
+                                              spec.memory_config)
+
+
+class _Unknown(Exception):
+    """An input's spec is unknown: args[0] is that UnknownSpec."""
+
+
+def _host(node: torch.fx.Node) -> bool:
+    return bool(node.meta.get("host"))
+
+
+def _spec_of_result(out: Any, name: str) -> Any:
+    if out is None:
+        return None
+    if isinstance(out, ttnn.Tensor):
+        spec = spec_from_value(out)
+        return spec
+    if isinstance(out, (list, tuple)):
+        items = tuple(_spec_of_result(o, name) for o in out)
+        return items
+    return UnknownSpec(name, f"returns a {type(out).__name__}")
+
+
+def find_device(values) -> Any:
+    """The device of the first device tensor among `values` (nested in lists, tuples, dicts)."""
+    stack = list(values)
+    while stack:
+        v = stack.pop(0)
+        if isinstance(v, ttnn.Tensor):
+            try:
+                if v.storage_type() == ttnn.StorageType.DEVICE:
+                    return v.device()
+            except Exception:
+                continue
+        elif isinstance(v, (list, tuple)):
+            stack.extend(v)
+        elif isinstance(v, dict):
+            stack.extend(v.values())
+    return None
+
+
+__all__ = ["DeviceSpecs", "Rejected", "find_device", "literal_key"]
