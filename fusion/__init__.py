@@ -14,6 +14,7 @@ from .errors import FusionError, InputError, PatternError, TraceError, Verificat
 from .fused_ops import declare as declare_fused_op, fused_op  # noqa: E402
 from .numerics import Tolerance  # noqa: E402
 from .pattern import AnyValue, Constraint, FloatIn, IntIn, MatchView, OneOf, Pattern, Predicate  # noqa: E402
+from .host_values import UnknownValue, capture_host_values, forget_host_values, remember as remember_host_value  # noqa: E402
 from .reference import run_reference  # noqa: E402
 from .report import FusionReport, Refusal, Rewrite  # noqa: E402
 from .specs import TensorSpec, UnknownSpec  # noqa: E402
@@ -24,4 +25,5 @@ __all__ = [
     "TensorSpec", "UnknownSpec", "Pattern", "MatchView", "Constraint", "IntIn", "FloatIn", "OneOf", "AnyValue",
     "Predicate", "fused_op", "declare_fused_op", "FusionReport", "Rewrite", "Refusal", "Tolerance",
     "FusionError", "TraceError", "InputError", "PatternError", "VerificationError",
+    "capture_host_values", "forget_host_values", "remember_host_value", "UnknownValue",
 ]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import builtins
 import functools
+import inspect
 import operator
 import threading
 from contextlib import contextmanager
@@ -33,6 +34,7 @@ from ttnn.operations.golden_common import golden_to_output_dtype
 
 from .effects import OUTPUT_KEYWORDS, buffer_of
 from .errors import InputError
+from .host_values import UnknownValue, device_values_readable, host_value
 from .numerics import INTEGER_DTYPES
 from .specs import TensorSpec
 
@@ -173,10 +175,34 @@ def compute_dtype(dtypes, values: int = 0) -> torch.dtype:
     return torch.float64
 
 
-def to_torch_value(value: Any) -> Any:
-    if isinstance(value, ttnn.Tensor):
-        return ttnn.to_torch(value)
-    return value
+def to_torch_value(value: Any, name: str = "") -> Any:
+    """A ttnn tensor's values as torch: read back, or (a device without readable memory, the
+    mock device) the host value captured when it was made; else UnknownValue naming it."""
+    if not isinstance(value, ttnn.Tensor):
+        return value
+    on_device = value.storage_type() == ttnn.StorageType.DEVICE
+    if on_device:
+        known = host_value(value)
+        if known is not None:
+            return known
+        if not device_values_readable():
+            what = f"{name} " if name else ""
+            raise UnknownValue(
+                f"the values of device tensor {what}({list(value.shape)} {str(value.dtype).split('.')[-1]}) cannot be "
+                f"read back: the device is tt-metal's mock device. Make the model's tensors inside "
+                f"`with fusion.capture_host_values():` or give each its value with fusion.remember_host_value(tensor, "
+                f"torch_value)")
+    if on_device or value.storage_type() == ttnn.StorageType.HOST and _is_multi_shard(value):
+        shards = ttnn.get_device_tensors(value.cpu() if on_device else value)
+        return ttnn.to_torch(shards[0])
+    return ttnn.to_torch(value)
+
+
+def _is_multi_shard(value) -> bool:
+    try:
+        return len(ttnn.get_device_tensors(value)) > 1
+    except Exception:
+        return False
 
 
 def map_args(value, fn):
@@ -212,7 +238,39 @@ def evaluate(node: torch.fx.Node, lookup: Callable[[torch.fx.Node], Any], comput
         # node's dtype (ttnn's goldens pack block floats from float64 values inexactly, and in
         # exact semantics a storage format is no rounding the op defines)
         kwargs.pop("dtype")
-    return _golden(target)(*args, **kwargs)
+    return call_golden(target, _golden(target), args, kwargs)
+
+
+def call_golden(target, golden: Callable, args: tuple, kwargs: dict) -> Any:
+    """golden(*args, **kwargs), with the call rebound when the golden names a parameter
+    differently from ttnn (`repeat(x, repeat_dims=...)` vs the golden's `shape`): ttnn's
+    positional parameters are passed by position."""
+    try:
+        inspect.signature(golden).bind(*args, **kwargs)
+    except TypeError:
+        pass
+    except ValueError:  # no signature (a builtin): call as written
+        return golden(*args, **kwargs)
+    else:
+        return golden(*args, **kwargs)
+    overload = ttnn_ops._overload_for(target, len(args), tuple(kwargs))
+    if overload is None:
+        return golden(*args, **kwargs)
+    positional = list(args)
+    rest = dict(kwargs)
+    for name in overload.positional[len(args):]:
+        if name not in rest:
+            break
+        positional.append(rest.pop(name))
+    return golden(*positional, **rest)
+
+
+def _constant_name(node: torch.fx.Node) -> str:
+    """A constant as the user knows it: the first op reading it, and where."""
+    for user in node.users:
+        if user.op == "call_function":
+            return f"{node.target} (read by {ttnn_ops.op_name(user.target)} at {user.meta.get('location', '?')})"
+    return str(node.target)
 
 
 class ReferenceRunner:
@@ -239,7 +297,7 @@ class ReferenceRunner:
             value = node.meta.get("value")
             if value is None:
                 value = getattr(holder, node.target)
-            self._consts[node] = to_torch_value(value)
+            self._consts[node] = to_torch_value(value, _constant_name(node))
         return self._consts[node]
 
     def call(self, node: torch.fx.Node, lookup: Callable[[torch.fx.Node], Any]) -> Any:

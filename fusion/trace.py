@@ -421,8 +421,7 @@ def _engine_for(device):
 
 
 def is_host_tensor(value) -> bool:
-    if isinstance(value, torch.Tensor):
-        return True
+    """A ttnn tensor in host memory (a torch tensor stands for a device tensor with its values)."""
     try:
         return isinstance(value, ttnn.Tensor) and value.storage_type() != ttnn.StorageType.DEVICE
     except Exception:
