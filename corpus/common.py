@@ -98,6 +98,12 @@ def randn(shape, gen: torch.Generator, scale: float = 1.0) -> torch.Tensor:
     return (torch.randn(*shape, generator=gen) * scale).to(torch.bfloat16)
 
 
+def _flat(value) -> list:
+    if isinstance(value, (list, tuple)):
+        return [x for v in value for x in _flat(v)]
+    return [value]
+
+
 def run_eagerly(name: str) -> Any:
     """Build one forward on the corpus device and run it as written (no tracing): the check that
     its calls and configs are ones ttnn accepts."""
@@ -116,4 +122,4 @@ if __name__ == "__main__":
 
     for n in sys.argv[1:] or corpus.all_forwards():
         out = run_eagerly(n)
-        print(n, "ran:", [tuple(o.shape) for o in (out if isinstance(out, (list, tuple)) else [out])])
+        print(n, "ran:", [tuple(o.shape) for o in _flat(out) if hasattr(o, "shape")])

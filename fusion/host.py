@@ -24,6 +24,24 @@ boards: [[{board_id: 72059269368820857}, {board_type: n150}, {chips: [0]}]]
 MOCK_ENV = "TT_METAL_MOCK_CLUSTER_DESC_PATH"
 
 
+CACHE_DIR_ENV = "TTFUSE_CACHE_DIR"
+
+
+def cache_dir() -> str:
+    """ttfuse's cache (mock runtime, cluster descriptors, ttnn's spec answers): ``$TTFUSE_CACHE_DIR``,
+    else ``.cache/ttfuse`` in a writable checkout, else ``$XDG_CACHE_HOME/ttfuse`` (``~/.cache/ttfuse``)."""
+    root = os.environ.get(CACHE_DIR_ENV)
+    if not root:
+        checkout = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        if os.path.exists(os.path.join(checkout, "pyproject.toml")) and os.access(checkout, os.W_OK):
+            root = os.path.join(checkout, ".cache", "ttfuse")
+        else:
+            base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+            root = os.path.join(base, "ttfuse")
+    os.makedirs(root, exist_ok=True)
+    return root
+
+
 def has_tenstorrent_device() -> bool:
     return bool(glob.glob("/dev/tenstorrent*"))
 

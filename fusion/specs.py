@@ -36,7 +36,14 @@ def _dtype_bytes(dtype) -> float:
 
 
 def _mem_key(mc) -> Any:
-    return None if mc is None else repr(mc)
+    # ttnn's JSON form: canonical where the printed form is not (a tensor's config prints the
+    # ND shard spec ttnn derives, the same config built by hand prints none)
+    return None if mc is None else mc.to_json()
+
+
+def same_memory_config(a, b) -> bool:
+    """Whether two memory configs are the same placement (however each was made)."""
+    return _mem_key(a) == _mem_key(b)
 
 
 # Interned spec keys: equal specs share one key object, so hot paths (the verifier's cache

@@ -138,6 +138,18 @@ class TTProxy(Proxy):
     def is_sharded(self):
         return self.memory_config().is_sharded()
 
+    def device(self):
+        # the device the trace runs on (model code asks it for its worker grid)
+        engine = self.tracer.spec_engine
+        if engine is None:
+            loc, _ = user_location(2)
+            raise TraceError("`tensor.device()` is read while tracing, but no device is known: give example "
+                             "inputs on a device (or fuse(..., device=...))", loc)
+        return engine.device
+
+    def storage_type(self):
+        return ttnn.StorageType.HOST if self.node.meta.get("host") else ttnn.StorageType.DEVICE
+
     def deallocate(self, force: bool = True):
         return self.tracer.create_proxy("call_function", ttnn.deallocate, (self, force), {})
 
@@ -182,6 +194,9 @@ class TTProxy(Proxy):
             if n is not None:
                 return iter([self[i] for i in range(n)])
             loc, _ = user_location(2)
+            if self.node.meta.get("python_value"):
+                raise TraceError("a shape (or other value) of a tensor whose spec is unknown is iterated; the "
+                                 f"unknown spec starts at {_unknown_origin(self.node)}", loc)
             raise TraceError(
                 f"the result of {ttnn_ops.op_name(self.node.target)} is iterated, but its outputs are unknown "
                 f"({spec.reason() if isinstance(spec, UnknownSpec) else 'no spec'}); unpack it into names "
@@ -193,6 +208,22 @@ class TTProxy(Proxy):
 
     def __neg__(self):
         return self.tracer.create_proxy("call_function", ttnn.neg, (self,), {})
+
+
+def _unknown_origin(node) -> str:
+    """The op (and its place) whose unknown spec a Python value read at run time stems from."""
+    seen = set()
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if n in seen:
+            continue
+        seen.add(n)
+        spec = n.meta.get("spec")
+        if isinstance(spec, UnknownSpec):
+            return f"{short_location(n.meta.get('location', '?'))} ({spec.reason()})"
+        stack.extend(n.all_input_nodes)
+    return "an input"
 
 
 def _unpack_count(frame) -> int | None:
@@ -416,7 +447,7 @@ def _engine_for(device):
     and each fuse() traces again)."""
     engine = _ENGINES.get(id(device))
     if engine is None or engine.device is not device:
-        engine = _ENGINES[id(device)] = ttnn_specs.DeviceSpecs(device)
+        engine = _ENGINES[id(device)] = ttnn_specs.DeviceSpecs(device, ttnn_specs.SpecStore.for_device(device))
     return engine
 
 
@@ -874,6 +905,8 @@ def trace(model, example_inputs, *, specs: str = "auto", device=None) -> Traced:
                 f"{type(e).__name__}: {e}. Check that each example input has the shape, rank and dtype "
                 f"the model expects") from e
     tracer.create_node("output", "output", (tracer.create_arg(result),), {})
+    if tracer.spec_engine is not None and tracer.spec_engine.store is not None:
+        tracer.spec_engine.store.flush()
     # lazy: Python code for the graph is generated on first call or `.code`, not per rewrite round
     gm = _LazyGraphModule(tracer.root, tracer.graph, class_name=f"Traced{model_name.replace('.', '_')}")
     return Traced(gm, input_names, constants, sig, model_name, variadic)

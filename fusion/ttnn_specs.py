@@ -87,9 +87,10 @@ def _message(e: BaseException) -> str:
 class DeviceSpecs:
     """Output specs of ttnn calls, computed by ttnn on `device` (a MeshDevice)."""
 
-    def __init__(self, device: Any):
+    def __init__(self, device: Any, store: "SpecStore | None" = None):
         self.device = device
         self._memo: dict = {}
+        self.store = store
         self.asked = 0  # calls ttnn ran (cache misses)
         self.answered = 0  # calls answered (hits included)
 
@@ -110,8 +111,14 @@ class DeviceSpecs:
         found = self._memo.get(key)
         if found is not None:
             return found
+        stored = self.store.get(name, key) if self.store is not None else None
+        if stored is not None:
+            self._memo[key] = stored
+            return stored
         result = self._ask(target, name, args, kwargs, spec_of)
         self._memo[key] = result
+        if self.store is not None and not (isinstance(result, UnknownSpec) and not isinstance(result, Rejected)):
+            self.store.put(name, key, result)
         return result
 
     # -- keys ----------------------------------------------------------------------------------
@@ -121,7 +128,7 @@ class DeviceSpecs:
             if isinstance(spec, UnknownSpec):
                 raise _Unknown(spec)
             if isinstance(spec, TensorSpec):
-                return ("tensor", spec, _host(value))
+                return ("tensor", spec._key, _host(value))  # _key: every field, the memory config's full text
             return literal_key(spec)
         if isinstance(value, (list, tuple)):
             return (type(value).__name__, tuple(self._key(v, spec_of) for v in value))
@@ -220,4 +227,126 @@ def find_device(values) -> Any:
     return None
 
 
-__all__ = ["DeviceSpecs", "Rejected", "find_device", "literal_key"]
+# --- answers kept across processes ------------------------------------------------------------
+#
+# ttnn's answer to a call depends on the call (op, input specs, arguments), the device (arch,
+# worker grid, mesh) and ttnn itself; the store is keyed by all of them, so a cold process
+# (whose first call of each op would JIT-build its kernels on the mock device) answers from
+# disk what an earlier process asked. Rejections are kept too; unknowns are not.
+
+
+def _spec_to_json(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, Rejected):
+        return {"rejected": value.why, "op": value.op}
+    if isinstance(value, TensorSpec):
+        return {"shape": list(value.shape), "dtype": value.dtype.name, "layout": value.layout.name,
+                "memory_config": value.memory_config.to_json() if value.memory_config is not None else None}
+    if isinstance(value, tuple):
+        return {"tuple": [_spec_to_json(v) for v in value]}
+    raise TypeError(type(value).__name__)
+
+
+def _spec_from_json(data: Any) -> Any:
+    if data is None:
+        return None
+    if "rejected" in data:
+        return Rejected(data["op"], data["rejected"])
+    if "tuple" in data:
+        return tuple(_spec_from_json(v) for v in data["tuple"])
+    mc = data["memory_config"]
+    return TensorSpec(tuple(data["shape"]), getattr(ttnn.DataType, data["dtype"]), getattr(ttnn.Layout, data["layout"]),
+                      ttnn.MemoryConfig.from_json(mc) if mc is not None else None)
+
+
+def device_key(device: Any) -> str:
+    """What of a device decides specs: architecture, worker grid, mesh shape."""
+    grid = device.compute_with_storage_grid_size()
+    arch = device.arch() if hasattr(device, "arch") else "?"
+    try:
+        mesh = tuple(device.shape)
+    except Exception:
+        mesh = (device.get_num_devices(),)
+    return f"{arch}|{grid.x}x{grid.y}|{mesh}"
+
+
+class SpecStore:
+    """ttnn's answers on disk, one JSON file per (ttnn build, device kind)."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self._data: dict | None = None
+        self._new: dict = {}
+
+    @classmethod
+    def for_device(cls, device: Any) -> "SpecStore | None":
+        import hashlib
+        import os
+
+        folder = os.environ.get("TTFUSE_SPEC_CACHE")
+        if folder == "off":
+            return None
+        if not folder:
+            from .host import cache_dir
+
+            folder = cache_dir()
+        lib = ttnn._ttnn.__file__
+        st = os.stat(lib)
+        build = f"{lib}|{st.st_size}|{int(st.st_mtime)}"
+        tag = hashlib.sha1(f"{build}|{device_key(device)}".encode()).hexdigest()[:16]
+        return cls(os.path.join(folder, f"ttnn-specs-{tag}.json"))
+
+    def _load(self) -> dict:
+        if self._data is None:
+            import json
+
+            try:
+                with open(self.path) as f:
+                    self._data = json.load(f)
+            except (OSError, ValueError):
+                self._data = {}
+        return self._data
+
+    @staticmethod
+    def _text(name: str, key: Any) -> str:
+        # the op by name: its object prints an address that differs per process
+        return repr((name, key[1:]))
+
+    def get(self, name: str, key: Any) -> Any:
+        data = self._load().get(self._text(name, key))
+        if data is None:
+            return None
+        try:
+            return _spec_from_json(data)
+        except Exception:  # written by another ttnn, or damaged: ask again
+            return None
+
+    def put(self, name: str, key: Any, value: Any) -> None:
+        try:
+            self._new[self._text(name, key)] = _spec_to_json(value)
+        except (TypeError, AttributeError):
+            pass
+
+    def flush(self) -> None:
+        """Merge this process's new answers into the file (under a lock: processes share it)."""
+        if not self._new:
+            return
+        import fcntl
+        import json
+        import os
+
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        with open(self.path + ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self._data = None
+            data = self._load()
+            data.update(self._new)
+            tmp = f"{self.path}.{os.getpid()}.tmp"
+            with open(tmp, "w") as f:
+                json.dump(data, f)
+            os.replace(tmp, self.path)
+        self._new = {}
+
+
+__all__ = ["DeviceSpecs", "Rejected", "SpecStore", "find_device", "literal_key"]

@@ -98,19 +98,10 @@ def has_tenstorrent_hardware() -> bool:
 
 
 def cache_root() -> Path:
-    """Where the mirror and the cluster descriptor live: ``$TTFUSE_CACHE_DIR``, else ``.cache/ttfuse``
-    in a writable checkout, else ``$XDG_CACHE_HOME/ttfuse`` (``~/.cache/ttfuse``)."""
-    env = os.environ.get(CACHE_DIR_ENV)
-    if env:
-        root = Path(env)
-    else:
-        checkout = _HERE.parent
-        if (checkout / "pyproject.toml").exists() and os.access(checkout, os.W_OK):
-            root = checkout / ".cache" / "ttfuse"
-        else:
-            root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ttfuse"
-    root.mkdir(parents=True, exist_ok=True)
-    return root
+    """Where the mirror and the cluster descriptor live (fusion.host.cache_dir)."""
+    from fusion.host import cache_dir
+
+    return Path(cache_dir())
 
 
 def ttnn_package_dir() -> Path:

@@ -10,6 +10,7 @@ import ttnn
 from fusion import FloatIn, Pattern, TensorSpec, declare_fused_op
 from micro_ops.residual_rmsnorm import ResidualRMSNormSingleCore, residual_rms_norm
 from patterns import placement as P
+from fusion.specs import same_memory_config
 
 
 def add_norm(x, residual, gamma, eps):
@@ -61,7 +62,7 @@ def _check_keep(m):
     why = _check(m)
     if why:
         return why
-    if not P.is_height_sharded_rows(m.x) or repr(m.residual.memory_config) != repr(m.x.memory_config):
+    if not P.is_height_sharded_rows(m.x) or not same_memory_config(m.residual.memory_config, m.x.memory_config):
         return "x and residual must be L1 HEIGHT_SHARDED on one core ([32, W] shards), as the decode residual stream is"
     why = P.gamma_reason(m.gamma, P.first_core(m.x.memory_config))
     if why:

@@ -12,6 +12,7 @@ import ttnn
 from fusion import FloatIn, OneOf, Pattern, TensorSpec, declare_fused_op
 from micro_ops.rmsnorm_matmul import RMSNormDualMatmul, RMSNormMatmul, rms_norm_dual_matmul, rms_norm_matmul
 from patterns import placement as P
+from fusion.specs import same_memory_config
 
 _ACTS = (None, "silu", "sigmoid", "relu")
 
@@ -40,7 +41,7 @@ def _back(y, x, mc):
     """The fused result in the memory config the original matmul would have produced."""
     if mc is None:  # what ttnn.linear gives without memory_config= (as the spec rule says)
         mc = x.memory_config() if not x.memory_config().is_sharded() else ttnn.DRAM_MEMORY_CONFIG
-    return y if repr(y.memory_config()) == repr(mc) else ttnn.to_memory_config(y, mc)
+    return y if same_memory_config(y.memory_config(), mc) else ttnn.to_memory_config(y, mc)
 
 
 # --- one norm, one matmul -------------------------------------------------------------------

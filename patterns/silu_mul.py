@@ -6,6 +6,7 @@ TT-NN's binary ops apply unary activations to an input inside the same program
 import ttnn
 
 from fusion import Pattern, TensorSpec
+from fusion.specs import same_memory_config
 
 SILU = ttnn.UnaryOpType.SILU
 
@@ -27,7 +28,7 @@ def _check(m):
         return f"operands differ in shape ({list(m.a.shape)} vs {list(m.b.shape)}): fused input activations need equal shapes"
     if m.a.dtype != m.b.dtype or m.a.layout != ttnn.TILE_LAYOUT or m.b.layout != ttnn.TILE_LAYOUT:
         return "operands must share dtype and be TILE layout"
-    if (m.a.memory_config is None or m.b.memory_config is None) or repr(m.a.memory_config) != repr(m.b.memory_config):
+    if (m.a.memory_config is None or m.b.memory_config is None) or not same_memory_config(m.a.memory_config, m.b.memory_config):
         return "operands must share a memory config (the fused op's output follows its first input)"
     return None
 

@@ -1,0 +1,183 @@
+"""Trace every corpus forward and say what ttfuse sees in it.
+
+    python -m corpus.check                 # table of all forwards (one process per mock cluster)
+    python -m corpus.check NAME ... --json # machine-readable, one record per forward
+
+Per forward: ttnn calls and device dispatches in the traced graph, ops whose spec is unknown,
+calls ttnn rejects, in-place writes in the graph against writes made by the eager run, whether
+the traced outputs' specs equal the eager run's, whether `run_reference` runs the whole graph,
+and the trace time. Forwards on different mock clusters (n150, t3k) run in separate processes:
+tt-metal reads its cluster once per process.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import traceback
+from typing import Any
+
+SELF = os.path.abspath(__file__)
+ROOT = os.path.dirname(os.path.dirname(SELF))
+
+
+def _specs_of(out: Any) -> list:
+    from fusion.specs import spec_from_value
+
+    from corpus.common import _flat
+
+    return [spec_from_value(o) for o in _flat(out)]
+
+
+def check_forward(name: str, device: Any) -> dict:
+    import torch
+
+    import corpus
+    import fusion
+    from fusion import effects, ttnn_ops
+    from fusion.api import _count_calls
+    from fusion.specs import TensorSpec, UnknownSpec
+    from fusion.trace import short_location, trace
+    from fusion.ttnn_specs import Rejected
+
+    record: dict = {"name": name}
+    with fusion.capture_host_values():
+        fwd = corpus.build(name, device)
+    record.update(family=fwd.family, mode=fwd.mode, follows=fwd.follows)
+    t0 = time.perf_counter()
+    traced = trace(fwd.model, fwd.example_inputs)
+    record["trace_seconds"] = round(time.perf_counter() - t0, 3)
+    t0 = time.perf_counter()
+    trace(fwd.model, fwd.example_inputs)
+    record["retrace_seconds"] = round(time.perf_counter() - t0, 3)
+    graph = traced.graph_module.graph
+    ops, dispatches = _count_calls(graph)
+    calls = [n for n in graph.nodes if n.op == "call_function" and ttnn_ops.is_ttnn_op(n.target)]
+    record.update(ops=ops, dispatches=dispatches)
+    unknown, rejected = [], []
+    for n in calls:
+        spec = n.meta.get("spec")
+        parts = spec if isinstance(spec, tuple) else (spec,)
+        bad = next((p for p in parts if isinstance(p, UnknownSpec)), None)
+        if bad is None:
+            continue
+        entry = {"op": ttnn_ops.op_name(n.target), "location": short_location(n.meta.get("location", "?")),
+                 "reason": bad.reason()}
+        (rejected if isinstance(bad, Rejected) else unknown).append(entry)
+    record["unknown_specs"] = unknown
+    record["rejected"] = rejected
+    record["graph_writes"] = sum(1 for n in graph.nodes if "writes" in n.meta)
+    record["graph_frees"] = sum(1 for n in graph.nodes if "frees" in n.meta)
+    record["calls_with_writes"] = sum(1 for n in calls if effects.written(n.target, n.args, n.kwargs))
+    out_node = next(n for n in graph.nodes if n.op == "output")
+    outs = out_node.args[0]
+    from corpus.common import _flat
+
+    traced_specs = [o.meta.get("spec") if hasattr(o, "meta") else None for o in _flat(outs)]
+    eager = fwd.model(*fwd.example_inputs)
+    eager_specs = _specs_of(eager)
+    record["output_specs_match"] = traced_specs == eager_specs
+    if not record["output_specs_match"]:
+        record["output_specs"] = {"traced": [repr(s) for s in traced_specs], "eager": [repr(s) for s in eager_specs]}
+    try:
+        host = fwd.host_inputs
+        if host is None:
+            raise ValueError("the forward gives no host_inputs")
+        from fusion.reference import ReferenceRunner
+
+        with torch.no_grad():
+            ReferenceRunner(traced.graph_module).run([h for h in host if isinstance(h, torch.Tensor)])
+        record["reference"] = "ok"
+    except Exception as e:  # the reason goes in the table; the corpus tests assert on it
+        record["reference"] = f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
+    return record
+
+
+def run_group(names: list[str], device_kind: str, mesh_shape: tuple) -> list[dict]:
+    from corpus.common import corpus_device
+
+    out = []
+    with corpus_device(device_kind, mesh_shape) as device:
+        for name in names:
+            try:
+                out.append(check_forward(name, device))
+            except Exception as e:
+                out.append({"name": name, "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()})
+            print(f"[corpus] {name}: done", file=sys.stderr, flush=True)
+    return out
+
+
+def check_all(names: list[str] | None = None) -> list[dict]:
+    """Every forward (or `names`), each cluster's forwards in a process of their own."""
+    import corpus
+
+    entries = corpus.entries()
+    names = names or list(entries)
+    groups: dict = {}
+    for n in names:
+        e = entries[n]
+        groups.setdefault((e.device, e.mesh_shape), []).append(n)
+    results = []
+    for (kind, shape), group in groups.items():
+        cmd = [sys.executable, SELF, "--group", kind, ",".join(map(str, shape)), "--json", *group]
+        env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        env.pop("TT_METAL_MOCK_CLUSTER_DESC_PATH", None)  # the child picks its own cluster
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
+        try:
+            results.extend(json.loads(proc.stdout.strip().splitlines()[-1]))
+        except (json.JSONDecodeError, IndexError):
+            tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
+            results.extend({"name": n, "error": f"corpus process failed (exit {proc.returncode}): {tail}"} for n in group)
+    order = {n: i for i, n in enumerate(names)}
+    return sorted(results, key=lambda r: order[r["name"]])
+
+
+def table(records: list[dict]) -> str:
+    head = ("| forward | follows | ops | dispatches | unknown specs | rejected | writes | outputs as eager | "
+            "reference | trace s |")
+    lines = [head, "|" + "---|" * 10]
+    for r in records:
+        if "error" in r:
+            lines.append(f"| {r['name']} | | | | | | | | ERROR: {r['error'].splitlines()[0][:80]} | |")
+            continue
+        ref = r["reference"] if r["reference"] == "ok" else r["reference"].split(":")[0]
+        lines.append(f"| {r['name']} | {r['follows']} | {r['ops']} | {r['dispatches']} | {len(r['unknown_specs'])} | "
+                     f"{len(r['rejected'])} | {r['graph_writes']}/{r['calls_with_writes']} | "
+                     f"{'yes' if r['output_specs_match'] else 'NO'} | {ref} | {r['trace_seconds']:.2f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m corpus.check", description=__doc__.split("\n\n")[0])
+    parser.add_argument("names", nargs="*", help="forwards to check (default: all)")
+    parser.add_argument("--json", action="store_true", help="print JSON records instead of the table")
+    parser.add_argument("--group", nargs=2, metavar=("DEVICE", "MESH"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.group:
+        kind, shape = args.group[0], tuple(int(v) for v in args.group[1].split(","))
+        records = run_group(args.names, kind, shape)
+        print(json.dumps(records))
+        return 0
+    records = check_all(args.names or None)
+    if args.json:
+        print(json.dumps(records, indent=1))
+    else:
+        print(table(records))
+        for r in records:
+            for key in ("unknown_specs", "rejected"):
+                for e in r.get(key, []):
+                    print(f"  {r['name']}: {key.replace('_', ' ')}: {e['op']} at {e['location']}: {e['reason']}")
+            if r.get("reference", "ok") != "ok":
+                print(f"  {r['name']}: reference: {r['reference']}")
+            if "error" in r:
+                print(f"  {r['name']}: {r['error']}")
+    return 0
+
+
+if __name__ == "__main__":
+    if ROOT not in sys.path:
+        sys.path.insert(0, ROOT)
+    sys.exit(main())
