@@ -1,0 +1,64 @@
+"""The real-model corpus traces faithfully: every op with a spec from ttnn, every write in the
+graph, the traced outputs shaped as the eager run's, and reference semantics for the whole graph.
+
+All forwards are checked once per session (corpus/check.py; one process per mock cluster) and
+each assertion below is per forward, so a failure names the forward and what went wrong.
+"""
+import pytest
+
+import corpus
+from corpus.check import check_all
+
+NAMES = corpus.all_forwards()
+
+
+@pytest.fixture(scope="session")
+def records():
+    return {r["name"]: r for r in check_all(NAMES)}
+
+
+def test_the_corpus_covers_five_families_and_twelve_forwards():
+    entries = corpus.entries()
+    families = {e.family for e in entries.values()}
+    assert len(entries) >= 12, sorted(entries)
+    assert {"tt_transformers", "gpt_oss", "deepseek_v3", "falcon7b"} <= families
+    assert families - {"tt_transformers", "gpt_oss", "deepseek_v3", "falcon7b"}, "no non-LLM family"
+    for e in entries.values():
+        assert e.follows.startswith("models/") and ": " in e.follows, f"{e.name} does not cite the file it follows"
+
+
+def test_decode_and_prefill_where_the_model_has_both():
+    modes = {}
+    for e in corpus.entries().values():
+        modes.setdefault(e.family, set()).add(e.mode)
+    assert {"decode", "prefill"} <= modes["tt_transformers"]
+    assert {"decode", "prefill"} <= modes["falcon7b"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_forward_traces_with_every_spec_known(records, name):
+    r = records[name]
+    assert "error" not in r, r.get("traceback", r.get("error"))
+    assert r["unknown_specs"] == [], r["unknown_specs"]
+    assert r["rejected"] == [], r["rejected"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_forward_keeps_every_in_place_write(records, name):
+    r = records[name]
+    assert "error" not in r, r.get("error")
+    assert r["graph_writes"] >= r["calls_with_writes"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_traced_outputs_are_what_the_eager_run_returns(records, name):
+    r = records[name]
+    assert "error" not in r, r.get("error")
+    assert r["output_specs_match"], r.get("output_specs")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_reference_semantics_run_the_whole_graph(records, name):
+    r = records[name]
+    assert "error" not in r, r.get("error")
+    assert r["reference"] == "ok", r["reference"]
