@@ -29,12 +29,12 @@ axis). On the mock T3K:
   * MLP decode / prefill: mesh (1, 8). The MLP only uses axis 1 (cluster_axis=1 all-gather and
     reduce-scatter), so one row of 8 gives exactly the TG per-device shapes: hidden 7168/8 = 896 in
     and out, intermediate 18432/8 = 2304 per device.
-  * MoE decode and LM head decode: mesh (2, 4): two dispatch rows (all_to_all over axis 0 moves
-    tokens between rows as on TG's 4 rows; the LM head's mesh_scatter sends row 0's input to the
-    other row) and 4 tensor-parallel columns. Per-device shapes come from the code's own formulas
-    with this mesh: experts per device = 256 / 8 devices = 32 (TG: 8), global decode batch
-    = 32 per row x 2 rows = 64 tokens, TP hidden slice 7168/4 = 1792, vocab per device
-    = 129280 / 8 = 16160 (TG: 4040).
+  * MoE decode: mesh (2, 4): two dispatch rows (all_to_all over axis 0 moves tokens between rows
+    as on TG's 4 rows) and 4 tensor-parallel columns. Per-device shapes come from the code's own
+    formulas with this mesh: experts per device = 256 / 8 devices = 32 (TG: 8), TP hidden slice
+    7168/4 = 1792; batch_size_per_row 16 (global decode batch 32 tokens; see the forward's notes).
+  * LM head decode: mesh (1, 8) (a 2x4 mesh would exercise mesh_scatter's point_to_point between
+    rows, which segfaults on the mock device): vocab per device = 129280 / 8 = 16160 (TG: 4040).
 
 Weights are random (seeded), made per device (replicated over the mesh) with the real per-device
 shape, dtype, layout and memory config; the real code shards one full tensor with
@@ -715,18 +715,22 @@ def build_moe_decode(mesh_device) -> corpus.Forward:
     return corpus.Forward(
         name="deepseek_v3.moe.decode.deepseek_v3_2x4", family=FAMILY, mode="decode", follows=MOE_FOLLOWS,
         model=moe.forward_decode, example_inputs=[tt_x], host_inputs=[x],
-        notes="DeepSeek-V3 routed MoE, decode, 32 users per row, TG mapped to the T3K as a 2x4 mesh (2 dispatch "
-              "rows x 4 TP columns; 256 experts / 8 chips = 32 local experts, 64 global tokens). "
-              "forward_decode(handle_tensor_parallel=True): all_gather_async revert_tp (axis 1, L1) -> MoEGate "
-              "(bf16 linear HiFi2, sigmoid, bias add, -inf pad to 64, top-2 per group, sum, top-4 groups, scatter "
-              "group mask, repeat/reshape to experts, mul, top-8, gather, normalise (+1e-20), x 2.5) -> row-major "
-              "tokens -> all_to_all_dispatch (axis 0) -> repeat over the 32 local experts -> experts (bf4 w1/w3 "
-              "LoFi, bf8 w2 HiFi2, transpose_b, SiLU fused in mul, permute) -> all_to_all_combine (axis 0) -> "
-              "routing-weight chain (slice, to_layout RM, repeat x7168, permute (3,1,2,0), to_layout TILE) -> mul "
-              "-> sum over the 8 selected experts -> sum(dim 0, L1) -> reduce_scatter (axis 1) to [1, 1, 32, 1792] "
-              "width-sharded on 7x4 cores. Deviations: topology=Linear written out for all_gather_async (the "
-              "dataclass default; required by the 0.81.1 overload) and for dispatch/combine (AllToAll*Config "
-              "default); local experts share one random expert's values (build time); weights replicated.",
+        notes="DeepSeek-V3 routed MoE, decode, TG mapped to the T3K as a 2x4 mesh (2 dispatch rows x 4 TP "
+              "columns; 256 experts / 8 chips = 32 local experts), decode_model_config(batch_size_per_row=16): "
+              "16 users per row, 32 global tokens. forward_decode(handle_tensor_parallel=True): all_gather_async "
+              "revert_tp (axis 1, L1) -> MoEGate (bf16 linear HiFi2, sigmoid, bias add, -inf pad to 64, top-2 per "
+              "group, sum, top-4 groups, scatter group mask, repeat/reshape to experts, mul, top-8, gather, "
+              "normalise (+1e-20), x 2.5) -> row-major tokens, slice (one chunk) -> all_to_all_dispatch (axis 0) "
+              "-> repeat over the 32 local experts -> experts (bf4 w1/w3 LoFi, bf8 w2 HiFi2, transpose_b, SiLU "
+              "fused in mul, permute + reshape) -> all_to_all_combine (axis 0) -> routing-weight chain (slice, "
+              "to_layout RM, repeat x7168, permute (3,1,2,0), to_layout TILE) -> mul -> sum over the 8 selected "
+              "experts -> sum(dim 0, L1) -> reduce_scatter (axis 1) to [1, 1, 16, 1792] width-sharded on 7x4 "
+              "cores. Deviations: 16 users per row instead of the demo's 32 (32 local experts x 64 tokens = 29 MB "
+              "of L1 activations overflow L1 at the w2 matmul; 16 per row gives TG's per-device activation size, "
+              "8 experts x 128 tokens); topology=Linear written out for all_gather_async (the dataclass default; "
+              "required by the 0.81.1 overload) and for dispatch/combine (AllToAll*Config default); the 32 local "
+              "experts share one random expert's values and are converted bf16 -> bf4/bf8 by ttnn.typecast at "
+              "build time (host block-float packing is too slow); weights replicated per device.",
     )
 
 
@@ -830,14 +834,17 @@ def build_lm_head_decode(mesh_device) -> corpus.Forward:
     return corpus.Forward(
         name="deepseek_v3.lm_head.decode.deepseek_v3_1x8", family=FAMILY, mode="decode", follows=LM_HEAD_FOLLOWS,
         model=head.forward_decode, example_inputs=[tt_x], host_inputs=[x],
-        notes="DeepSeek-V3 LM head, decode, 32 users, on the T3K as a 2x4 mesh (D = 8: vocab 129280 / 8 = 16160 "
-              "per device; TG: 4040). mesh_scatter from row 0 (input_row_idx 0): to_memory_config to L1 "
-              "interleaved, point_to_point row 0 -> row 1 for each of the 4 columns (Linear, in place), "
-              "to_memory_config back to the 56-core width-sharded input config, deallocate, copy into the input, "
-              "deallocate -> DRAM-sharded linear (bf4 weight [7168, 16160], LoFi, in0_block_w 4, per_core_N 101 "
-              "on 5 output cores, L1 width-sharded output [32, 3232] x 5) -> deallocate(x). Deviations: the real "
-              "decode_model_config asserts (hidden / D) % output_num_cores == 0, which 896 % 5 fails on 8 "
-              "devices (it holds on TG, output_num_cores 1); the check is skipped and the formula's 5 cores kept; "
-              "the stored lm_head.py versions either lack the final deallocate or comment out mesh_scatter, the "
-              "sequence here is the ops analysis's (seed 003); weight replicated per device.",
+        notes="DeepSeek-V3 LM head, decode, 32 users, on the T3K as a 1x8 mesh (D = 8: vocab 129280 / 8 = 16160 "
+              "per device; TG: 4040). mesh_scatter(scatter_idx=(0, None)) on one mesh row: the input is sharded, "
+              "so to_memory_config to L1 interleaved, no point_to_point (no other row), to_memory_config back to "
+              "the 56-core width-sharded input config, deallocate, copy into the input, deallocate -> DRAM-sharded "
+              "linear (bf4 weight [7168, 16160], LoFi, M 32, in0_block_w 4, per_core_N 101 on 5 output cores, L1 "
+              "width-sharded output [32, 3232] x 5) -> deallocate(x). Deviations: a 2x4 mesh (row 0 -> row 1 "
+              "point_to_point for each column) segfaults in the mock device's dispatch of point_to_point "
+              "(FDMeshCommandQueue::write_go_signal_sequences_to_unused_sub_grids), so one row; the real "
+              "decode_model_config asserts (hidden / D) % output_num_cores == 0, which 896 % 5 fails on 8 devices "
+              "(it holds on TG, output_num_cores 1): the check is skipped, the formula's 5 cores kept; the stored "
+              "lm_head.py versions either lack the final deallocate or comment out mesh_scatter, the sequence "
+              "here is the ops analysis's (seed 003); weight replicated per device instead of "
+              "shard_tensor_to_mesh_mapper(dim -1) over the full [7168, 129280] weight.",
     )

@@ -34,6 +34,11 @@ the throughput experts with the fused w1|w3 matmul). Left out: tensor cache file
 random), the MLP wrapper (router -> experts), the throughput experts' unused program configs
 (decode builds them but its matmuls do not pass them), the CCLManager's SubDevice object (built but
 never loaded).
+
+Deviations (also in each Forward's notes): the big expert weights are one chip's random shard placed
+on every chip with the real mapper's placement metadata (converting ~800M values to bfloat4_b per
+forward took over a minute); the throughput experts' CCLs use num_links=2, the T3K's links per
+neighbour, where the code passes the Galaxy's 4.
 """
 from __future__ import annotations
 
@@ -450,7 +455,9 @@ def build_experts_decode(mesh_device) -> corpus.Forward:
                "the 192 pad is skipped since the row count is 1 < 32), typecast back to bfloat8_b. Inputs: the "
                "MLP input [1,1,2880] and the router's dense scattered routing weights [1,32], replicated, DRAM. "
                "The forward deallocates its hidden_states input (through the unsqueeze_to_4D view), as the "
-               "real code does."),
+               "real code does. Deviation: the three expert weights hold one chip's random shard on every chip "
+               "(same per-chip spec and mesh placement as the code's ShardTensor2dMesh mappers; see "
+               "_expert_weight), for build time."),
     )
 
 
@@ -659,12 +666,15 @@ def build_experts_throughput_decode(mesh_device) -> corpus.Forward:
         notes=("gpt-oss-20b throughput experts, decode, the Galaxy 4x8 layout mapped onto a T3K 2x4 mesh: "
                "32 tokens per chip (64 users, 32 per row, replicated along the row), 4 experts per chip "
                "(bfloat4_b fused w1|w3 [1,4,2880,5760] and w2 [1,4,2880,2880], bf16 biases, expert dim sharded "
-               "over all 8 chips). all_to_all_dispatch / all_to_all_combine along axis 0 (2 rows, num_links=4, "
-               "Ring, L1, output_concat_dim=2 / output_shard_dim=2), repeat over the local experts, fused "
-               "gate|up matmul + in-place bias, slices, clamped SwiGLU, down matmul + in-place bias, routing "
-               "weights permuted to [K,1,T,1], multiply, sum over K, all_reduce over axis 1 (4 columns, "
-               "num_links=4, Ring, L1). Inputs: MLP input [1,1,32,2880] per chip, router indices (uint16) and "
-               "weights (bf16) [32,4] per chip, DRAM."),
+               "over all 8 chips). all_to_all_dispatch / all_to_all_combine along axis 0 (2 rows, Ring, L1, "
+               "output_concat_dim=2 / output_shard_dim=2), repeat over the local experts, fused gate|up matmul + "
+               "in-place bias, slices, clamped SwiGLU, down matmul + in-place bias, routing weights permuted to "
+               "[K,1,T,1], multiply, sum over K, all_reduce over axis 1 (4 columns, Ring, L1). Inputs: MLP input "
+               "[1,1,32,2880] per chip, router indices (uint16) and weights (bf16) [32,4] per chip, DRAM. "
+               "Deviations: num_links=2 for the dispatch, combine and all_reduce (the code's 4 is the Galaxy's "
+               "link count; tt-fabric rejects link index 2 on a T3K); the expert weights hold one chip's random "
+               "shard on every chip (same per-chip spec and mesh placement as ShardTensorToMesh(dim=1); see "
+               "_expert_weight), for build time."),
     )
 
 

@@ -46,6 +46,7 @@ def remember(tensor: Any, value: Any, **conversion: Any) -> None:
 def forget_host_values() -> None:
     with _LOCK:
         _VALUES.clear()
+        _CONVERTED.clear()
 
 
 def captured(tensor: Any) -> bool:
@@ -53,16 +54,31 @@ def captured(tensor: Any) -> bool:
     return entry is not None and entry[0] is tensor
 
 
-def host_value(tensor: Any) -> Any:
+def host_value(tensor: Any, shard: int = 0) -> Any:
     """The torch value of a remembered device tensor as the device holds it (rounded to its
-    dtype; a mesh tensor's first shard), or None."""
+    dtype; of a mesh tensor, device `shard`'s part by its mesh mapper), or None."""
     entry = _VALUES.get(id(tensor))
     if entry is None or entry[0] is not tensor:
         return None
     _tensor, source, conversion = entry
+    shards = source if conversion.get("shards") else _converted(id(tensor), source, conversion)
+    return shards[shard if len(shards) > 1 else 0]
+
+
+_CONVERTED: dict = {}
+
+
+def _converted(key: int, source, conversion) -> list:
+    # one host conversion per tensor, all its shards at once (a mesh tensor is read per device)
+    found = _CONVERTED.get(key)
+    if found is not None and found[0] is source:
+        return found[1]
     host = ttnn.from_torch(source, **{k: v for k, v in conversion.items() if v is not None})
     shards = ttnn.get_device_tensors(host) if conversion.get("mesh_mapper") is not None else [host]
-    return ttnn.to_torch(shards[0])
+    out = [ttnn.to_torch(s) for s in shards]
+    _CONVERTED.clear()  # keep one: a weight's values are needed once per runner
+    _CONVERTED[key] = (source, out)
+    return out
 
 
 def device_values_readable() -> bool:
@@ -70,6 +86,30 @@ def device_values_readable() -> bool:
     from .host import MOCK_ENV, has_tenstorrent_device
 
     return not (os.environ.get(MOCK_ENV) and not has_tenstorrent_device())
+
+
+def _remembering_to_device(fn):
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        out = fn(*args, **kwargs)
+        source = args[0] if args else kwargs.get("tensor")
+        if isinstance(source, ttnn.Tensor) and isinstance(out, ttnn.Tensor) and not captured(out):
+            remember_host_tensor(out, source)
+        return out
+
+    return call
+
+
+def remember_host_tensor(tensor: Any, host: Any) -> None:
+    """`tensor` (on a device) was made from the ttnn host tensor `host` (its shards, one per
+    device, for a mesh tensor from `ttnn.from_host_shards`)."""
+    try:
+        shards = ttnn.get_device_tensors(host)
+    except Exception:
+        shards = [host]
+    values = [ttnn.to_torch(s) for s in (shards or [host])]
+    with _LOCK:
+        _VALUES[id(tensor)] = (tensor, values, {"shards": True})
 
 
 def _remembering(fn, source_arg: str):
@@ -94,11 +134,11 @@ def _remembering(fn, source_arg: str):
 
 @contextlib.contextmanager
 def capture_host_values() -> Iterator[None]:
-    """Remember the host value of every tensor `ttnn.from_torch` / `ttnn.as_tensor` puts on a
-    device in this block (build the model's weights inside it)."""
-    saved = [(name, getattr(ttnn, name)) for name in ("from_torch", "as_tensor") if hasattr(ttnn, name)]
+    """Remember the host value of every tensor `ttnn.from_torch` / `ttnn.as_tensor` /
+    `ttnn.to_device` puts on a device in this block (build the model's weights inside it)."""
+    saved = [(name, getattr(ttnn, name)) for name in ("from_torch", "as_tensor", "to_device") if hasattr(ttnn, name)]
     for name, fn in saved:
-        setattr(ttnn, name, _remembering(fn, "tensor"))
+        setattr(ttnn, name, _remembering_to_device(fn) if name == "to_device" else _remembering(fn, "tensor"))
     try:
         yield
     finally:

@@ -180,14 +180,15 @@ def compute_dtype(dtypes, values: int = 0) -> torch.dtype:
     return torch.float64
 
 
-def to_torch_value(value: Any, name: str = "") -> Any:
-    """A ttnn tensor's values as torch: read back, or (a device without readable memory, the
-    mock device) the host value captured when it was made; else UnknownValue naming it."""
+def to_torch_value(value: Any, name: str = "", shard: int = 0) -> Any:
+    """A ttnn tensor's values as torch (`shard`: that device's, of a mesh tensor): read back, or
+    (a device without readable memory, the mock device) the host value captured when it was
+    made; else UnknownValue naming it."""
     if not isinstance(value, ttnn.Tensor):
         return value
     on_device = value.storage_type() == ttnn.StorageType.DEVICE
     if on_device:
-        known = host_value(value)
+        known = host_value(value, shard)
         if known is not None:
             return known
         if not device_values_readable():
@@ -197,9 +198,9 @@ def to_torch_value(value: Any, name: str = "") -> Any:
                 f"read back: the device is tt-metal's mock device. Make the model's tensors inside "
                 f"`with fusion.capture_host_values():` or give each its value with fusion.remember_host_value(tensor, "
                 f"torch_value)")
-    if on_device or value.storage_type() == ttnn.StorageType.HOST and _is_multi_shard(value):
+    if on_device or _is_multi_shard(value):
         shards = ttnn.get_device_tensors(value.cpu() if on_device else value)
-        return ttnn.to_torch(shards[0])
+        return ttnn.to_torch(shards[shard])
     return ttnn.to_torch(value)
 
 
@@ -294,16 +295,18 @@ class ReferenceRunner:
         self.compute = compute if compute is not None else torch.float64
         self._consts: dict = {}
 
-    def constant(self, node: torch.fx.Node, owner=None) -> Any:
+    def constant(self, node: torch.fx.Node, owner=None, shard: int | None = None) -> Any:
+        """A constant's value; `shard`: that device's shard of a mesh tensor (None: the first)."""
         if "literal" in node.meta:
             return node.meta["literal"]
-        if node not in self._consts:
+        key = node if shard is None else (node, shard)
+        if key not in self._consts:
             holder = owner if owner is not None else self.gm
             value = node.meta.get("value")
             if value is None:
                 value = getattr(holder, node.target)
-            self._consts[node] = to_torch_value(value, _constant_name(node))
-        return self._consts[node]
+            self._consts[key] = to_torch_value(value, _constant_name(node), shard or 0)
+        return self._consts[key]
 
     def call(self, node: torch.fx.Node, lookup: Callable[[torch.fx.Node], Any]) -> Any:
         return self.finish(node, evaluate(node, lookup, self.compute))
@@ -324,47 +327,69 @@ class ReferenceRunner:
         """The graph's outputs on these inputs, with buffers as a device holds them: a node read
         after a later write to its buffer reads what was written (a fused op spliced past a write
         would see it), and a read of a freed buffer is an error (a use after free)."""
-        env: dict = {}
-        it = iter(inputs)
+        return self.run_mesh([inputs])[0]
+
+    def run_mesh(self, per_device: list[list], mesh_shape: tuple | None = None) -> list:
+        """run() on every device of a mesh in lockstep: each device runs the graph on its own
+        inputs and its shard of each constant; a collective op (fusion/ccl.py) reads every
+        device's operand. One list of inputs is one device (collectives are the identity)."""
+        from . import ccl
+
+        n = len(per_device)
+        mesh_shape = tuple(mesh_shape) if mesh_shape is not None else (1, n)
+        envs: list[dict] = [{} for _ in range(n)]
+        its = [iter(inputs) for inputs in per_device]
         written: dict = {}  # buffer node -> its newest write node
         freed: dict = {}  # buffer node -> the call that freed it
 
-        def lookup(n):
-            buffer = buffer_of(n)
-            if buffer in freed:
-                f = freed[buffer]
-                raise UseAfterFree(f"{n.name} is read after {ttnn_ops.op_name(f.target)} "
-                                   f"({f.meta.get('location', '?')}) freed its buffer")
-            newest = written.get(buffer)
-            if newest is not None and n < newest:  # an older version: the buffer holds the newer
-                value = env[newest]
-                if getattr(value, "shape", None) != getattr(env[n], "shape", None):
-                    raise NoReference(f"{n.name} is a view of a buffer written in place by {newest.name}: "
-                                      f"its value depends on whether ttnn made a view")
-                return value
-            return env[n]
+        def lookup_in(env):
+            def lookup(n):
+                buffer = buffer_of(n)
+                if buffer in freed:
+                    f = freed[buffer]
+                    raise UseAfterFree(f"{n.name} is read after {ttnn_ops.op_name(f.target)} "
+                                       f"({f.meta.get('location', '?')}) freed its buffer")
+                newest = written.get(buffer)
+                if newest is not None and n < newest:  # an older version: the buffer holds the newer
+                    value = env[newest]
+                    if getattr(value, "shape", None) != getattr(env[n], "shape", None):
+                        raise NoReference(f"{n.name} is a view of a buffer written in place by {newest.name}: "
+                                          f"its value depends on whether ttnn made a view")
+                    return value
+                return env[n]
 
+            return lookup
+
+        lookups = [lookup_in(env) for env in envs]
         for node in self.gm.graph.nodes:
             if node.op == "placeholder":
-                v = next(it)
                 spec = node.meta.get("spec")
-                if isinstance(v, torch.Tensor) and isinstance(spec, TensorSpec):
-                    v = round_to(v, spec.dtype)
-                env[node] = v
+                for env, it in zip(envs, its):
+                    v = next(it)
+                    if isinstance(v, torch.Tensor) and isinstance(spec, TensorSpec):
+                        v = round_to(v, spec.dtype)
+                    env[node] = v
             elif node.op == "get_attr":
-                env[node] = self.constant(node)
+                for d, env in enumerate(envs):
+                    env[node] = self.constant(node, shard=d if n > 1 else None)
             elif node.op == "call_function":
-                env[node] = self.call(node, lookup)
+                if ccl.is_collective(node.target):
+                    outs = ccl.evaluate(node, lookups, mesh_shape, lambda v: _compute_form(v, self.compute))
+                    for env, out in zip(envs, outs):
+                        env[node] = self.finish(node, out)
+                else:
+                    for env, lookup in zip(envs, lookups):
+                        env[node] = self.call(node, lookup)
                 meta = node.meta
                 if "writes" in meta:
                     written[buffer_of(node)] = node
                 if "frees" in meta:
                     freed[buffer_of(meta["frees"])] = node
             elif node.op == "output":
-                return map_args(node.args[0], lookup)
+                return [map_args(node.args[0], lookup) for lookup in lookups]
             else:
                 raise NoReference(f"cannot evaluate {node.op} node {node.name}")
-        return None
+        return [None] * n
 
 
 def run_reference(model_or_fused, *inputs, **kwargs):

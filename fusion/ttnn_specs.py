@@ -13,6 +13,7 @@ argument): 61 layers of one decoder ask ttnn once per distinct call.
 from __future__ import annotations
 
 import enum
+import operator
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -70,6 +71,10 @@ def literal_key(value: Any) -> Any:
             continue
         fields.append((attr, literal_key(v)))
     if not fields:
+        if (type(value).__module__ or "").startswith("ttnn"):
+            # a ttnn handle without fields (a global semaphore, a sub-device id): which one it is
+            # decides where the op synchronizes, never the shape of what it returns
+            return (type(value).__name__, "handle")
         raise _NoKey(type(value).__name__)
     return (type(value).__name__, tuple(fields))
 
@@ -95,12 +100,15 @@ class DeviceSpecs:
         self.answered = 0  # calls answered (hits included)
 
     def handles(self, target: Any) -> bool:
-        return ttnn_ops.is_ttnn_op(target) and target not in _NOT_ASKED
+        # `tensor[..., :n]` too: ttnn slices (and places the result) itself
+        return (ttnn_ops.is_ttnn_op(target) and target not in _NOT_ASKED) or target is operator.getitem
 
     def infer(self, target: Any, args: tuple, kwargs: dict, spec_of) -> Any:
         """The spec of target(*args, **kwargs) as ttnn computes it; UnknownSpec when an input is
         unknown or an argument cannot be reproduced; Rejected when ttnn refuses the call."""
         name = ttnn_ops.op_name(target)
+        if target is operator.getitem and not isinstance(spec_of(args[0]), TensorSpec):
+            return UnknownSpec(name, "not a tensor")  # an item of an op's outputs: the hand rule
         try:
             key = (target, self._key(args, spec_of), self._key(kwargs, spec_of))
         except _Unknown as e:
