@@ -438,3 +438,29 @@ def fill_cache(cache_tensor, input_tensor, batch_idx, *, update_idx=0, **_):
     x = _pad_dim(x, -1, out.shape[-1])
     out[int(batch_idx), :, start: start + n, :] = x[0]
     return out
+
+
+@golden("ttnn.reshape")
+def reshape(input_tensor, shape, padded_shape=None, **_):
+    # the padded shape only places tile padding; the logical values are a row-major reshape
+    return input_tensor.reshape(tuple(int(d) for d in shape))
+
+
+def _softmax_mask(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """A mask as scale_mask_softmax adds it. A row-major mask whose last dim is one tile wide
+    holds each row's mask folded into tile-wide rows ([.., W/32, 32]): unfold it into one row
+    broadcast over the scores' rows (ttnn's documented row-major mask form)."""
+    width = like.shape[-1]
+    if mask.shape[-1] == TILE and width != TILE and mask.shape[-2] * TILE == width:
+        mask = mask.reshape(*mask.shape[:-2], 1, width)
+    return mask
+
+
+@golden("ttnn.scale_mask_softmax_in_place", "ttnn.scale_mask_softmax")
+def scale_mask_softmax(input_tensor, scale=None, mask=None, *, is_causal_mask=False, **_):
+    x = input_tensor
+    if scale is not None:
+        x = x * scale
+    if mask is not None:
+        x = x + _softmax_mask(mask, x)
+    return torch.softmax(x, dim=-1)
