@@ -363,8 +363,9 @@ def build_mlp_decode(mesh_device) -> corpus.Forward:
               "row of the TG mesh mapped to the T3K as a 1x8 mesh (per-device shapes equal TG's: TP=8). "
               "all_gather_async (axis 1) -> DRAM-sharded w1/w3 (bf8, HiFi2, 56 -> 36 cores) -> mul with fused "
               "SiLU -> w2 (36 -> 28 cores) -> reduce_scatter_minimal_async (axis 1) to [1, 1, 32, 896] on 28 "
-              "cores. Deviations: topology=Linear is written out (the config dataclass default; the 0.81.1 "
-              "all_gather_async overload with cluster_axis+mesh_device requires it); the input memory config "
+              "cores. Deviations: topology=Linear is written out for both CCLs (the config dataclass default "
+              "the 02adedd code relies on; the 0.81.1 all_gather_async overload with cluster_axis+mesh_device "
+              "requires one, reduce_scatter_minimal_async would default to Ring); the input memory config "
               "(the MLP's output config) is our choice, the real one comes from the decoder block's norm; "
               "weights replicated per device instead of ShardTensor2dMesh over the full weight.",
     )
@@ -471,8 +472,11 @@ class _MoE:
             "all_to_all_combine": {"cluster_axis": 0, "memory_config": L1, "num_links": 1,
                                    "topology": ttnn.Topology.Linear},
             "sum_experts_output_memory_config": L1,
+            # ReduceScatterAsyncMinimalConfig(cluster_axis=1, dim=3, memory_config=...); topology: the
+            # dataclass default, Linear (the same assumption as for the MLP's reduce-scatter)
             "final_output_reduce_scatter": {"cluster_axis": 1, "dim": 3,
-                                            "memory_config": self.input_output_memory_config},
+                                            "memory_config": self.input_output_memory_config,
+                                            "topology": ttnn.Topology.Linear},
             "revert_tp": {"dim": -1, "cluster_axis": 1, "mesh_device": mesh_device,
                           "topology": ttnn.Topology.Linear, "memory_config": L1},
         }
@@ -692,7 +696,7 @@ class _MoE:
         output = ttnn.sum(output, dim=0, keepdim=True, memory_config=cfg["sum_experts_output_memory_config"])
         rs_cfg = cfg["final_output_reduce_scatter"]
         output = ttnn.reduce_scatter(output, dim=rs_cfg["dim"], cluster_axis=rs_cfg["cluster_axis"],
-                                     memory_config=rs_cfg["memory_config"])
+                                     memory_config=rs_cfg["memory_config"], topology=rs_cfg["topology"])
         return output
 
 
@@ -727,8 +731,9 @@ def build_moe_decode(mesh_device) -> corpus.Forward:
               "experts -> sum(dim 0, L1) -> reduce_scatter (axis 1) to [1, 1, 16, 1792] width-sharded on 7x4 "
               "cores. Deviations: 16 users per row instead of the demo's 32 (32 local experts x 64 tokens = 29 MB "
               "of L1 activations overflow L1 at the w2 matmul; 16 per row gives TG's per-device activation size, "
-              "8 experts x 128 tokens); topology=Linear written out for all_gather_async (the dataclass default; "
-              "required by the 0.81.1 overload) and for dispatch/combine (AllToAll*Config default); the 32 local "
+              "8 experts x 128 tokens); topology=Linear written out for all_gather_async and reduce_scatter (the config "
+              "dataclass default; the 0.81.1 all_gather_async overload requires one) and for dispatch/combine "
+              "(AllToAll*Config default); the 32 local "
               "experts share one random expert's values and are converted bf16 -> bf4/bf8 by ttnn.typecast at "
               "build time (host block-float packing is too slow); weights replicated per device.",
     )

@@ -18,7 +18,9 @@ Follows (tt-metal, models/demos/gpt_oss/):
     (load_throughput_expert_weights, fused w1|w3) and experts_throughput/__init__.py:
     ThroughputExperts (decode memory config L1, dispatch_cluster_axis=0 as tt/mlp.py passes it).
   * tt/topk.py: TopKRouter.__call__ + topk_router (linear with bias, topk, HiFi4 softmax, and for the
-    sparse experts the scatter of the k weights into a dense [tokens, num_experts] tensor).
+    sparse experts the scatter of the k weights into a dense [tokens, num_experts] tensor). Two
+    forwards: the sparse-experts router (1x8, batch 1) and the throughput router (2x4, 32 tokens per
+    chip, no scatter).
 
 Config: gpt-oss-20b (hidden 2880, intermediate 2880, 32 experts, 4 per token, swiglu_limit 7.0,
 alpha 1.702), the model the demo README's HF_MODEL example names. The sparse experts and the router
@@ -205,7 +207,7 @@ def _expert_weight(ttnn, mesh_device, full_shape, dtype, mapper, gen, scale=0.02
                             mesh_mapper=mapper)
     n = mesh_device.get_num_devices()
     shard_shape = list(full_shape)
-    for placement_dim, size in _sharded_dims(probe, full_shape, n):
+    for placement_dim, size in _sharded_dims(probe, full_shape):
         shard_shape[placement_dim] = size
     host = ttnn.from_torch(randn(shard_shape, gen, scale), dtype=dtype, layout=ttnn.TILE_LAYOUT)
     t = ttnn.to_device(ttnn.from_host_shards([host] * n, mesh_device.shape), mesh_device,
@@ -214,7 +216,7 @@ def _expert_weight(ttnn, mesh_device, full_shape, dtype, mapper, gen, scale=0.02
     return t
 
 
-def _sharded_dims(probe, full_shape, n):
+def _sharded_dims(probe, full_shape):
     """(dim, per-chip size) for every tensor dim the probe's mapper shards (read from its topology)."""
     topo = probe.tensor_topology()
     dist = list(topo.distribution_shape())

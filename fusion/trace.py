@@ -804,6 +804,28 @@ def _bind_inputs(fn, sig: inspect.Signature, example_inputs, model_name: str) ->
     return bound
 
 
+_TTNN_DIR = os.path.dirname(os.path.abspath(ttnn.__file__)) + os.sep
+
+
+def _ttnn_function_called(tb) -> tuple[str, str] | None:
+    """(ttnn.<function>, user's file:line) when the failure happened inside a plain Python
+    function of ttnn the user's code called (ops are recorded, never run, so it is not an op)."""
+    user_loc = None
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        fname = code.co_filename
+        if fname.startswith(_TTNN_DIR):
+            if user_loc is not None:
+                module = tb.tb_frame.f_globals.get("__name__", "ttnn")
+                public = "ttnn" if module.startswith("ttnn") else module
+                return f"{public}.{code.co_name}", user_loc
+            return None
+        if not fname.startswith(_OWN_DIRS) and not fname.startswith("<frozen"):
+            user_loc = f"{fname}:{tb.tb_lineno}"
+        tb = tb.tb_next
+    return None
+
+
 def _innermost_user_frame(tb) -> str:
     loc = "<unknown>:0"
     while tb is not None:
@@ -897,6 +919,17 @@ def trace(model, example_inputs, *, specs: str = "auto", device=None) -> Traced:
             loc, _ = user_location(1)
             raise TraceError(str(e), loc) from None
         except Exception as e:
+            called = _ttnn_function_called(e.__traceback__)
+            if called is None and isinstance(e, TypeError) and "TTProxy" in str(e):
+                # a C++ function of ttnn (not an op) handed a traced tensor: nanobind names it
+                called = f"ttnn.{str(e).split('(', 1)[0].strip()}", _innermost_user_frame(e.__traceback__)
+            if called is not None:
+                fn_name, loc = called
+                raise TraceError(
+                    f"{fn_name} cannot be traced: it is a ttnn function, not a ttnn op, and it failed on a traced "
+                    f"tensor ({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}). Call it outside "
+                    f"the traced forward, or wrap the call in a function declared with @fusion.fused_op (golden, "
+                    f"output_spec): it then traces as one node", loc) from e
             # the model's own code failed on these inputs (a rank or dtype it did not expect, ...)
             loc = _innermost_user_frame(e.__traceback__)
             given = ", ".join(f"{n}={_describe_example(v)}" for n, v, _p in bound)

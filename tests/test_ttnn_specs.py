@@ -191,3 +191,22 @@ def test_unknown_spec_names_the_op():
     traced = trace(model, [TensorSpec((1, 1, 32, 32))], specs="rules")
     spec = _calls(traced)[0].meta["spec"]
     assert isinstance(spec, UnknownSpec) and "minimal_matmul" in spec.reason()
+
+
+def test_a_ttnn_function_that_is_not_an_op_is_named_with_the_users_line():
+    def model(x):
+        return ttnn.get_device_tensors(ttnn.silu(x))
+
+    with pytest.raises(fusion.TraceError, match=r"test_ttnn_specs.py:\d+: ttnn.get_device_tensors cannot be traced"):
+        trace(model, [TensorSpec((1, 1, 32, 32))], specs="rules")
+
+
+def test_an_op_without_a_spec_does_not_stop_fusion_elsewhere():
+    def model(x, y):
+        unknown = ttnn.experimental.minimal_matmul(x, x)  # no hand rule: unknown spec
+        fused = ttnn.multiply(ttnn.silu(y), y)  # silu(a) * b: the catalog fuses it
+        return unknown, fused
+
+    spec = TensorSpec((1, 1, 32, 64))
+    out = fusion.fuse(model, [spec, spec])
+    assert [r.pattern for r in out.report.rewrites] == ["silu_mul"]
