@@ -44,8 +44,10 @@ def check_forward(name: str, device: Any) -> dict:
     from fusion.ttnn_specs import Rejected
 
     record: dict = {"name": name}
+    t0 = time.perf_counter()
     with fusion.capture_host_values():
         fwd = corpus.build(name, device)
+    record["build_seconds"] = round(time.perf_counter() - t0, 2)
     record.update(family=fwd.family, mode=fwd.mode, follows=fwd.follows)
     t0 = time.perf_counter()
     traced = trace(fwd.model, fwd.example_inputs)
@@ -77,6 +79,7 @@ def check_forward(name: str, device: Any) -> dict:
     from corpus.common import _flat
 
     traced_specs = [o.meta.get("spec") if hasattr(o, "meta") else None for o in _flat(outs)]
+    record["ops_without_reference"] = _ops_without_reference(graph)
     try:
         record["reference"] = _reference(traced, fwd, device)
     except Exception as e:  # the reason goes in the table; the corpus tests assert on it
@@ -88,6 +91,26 @@ def check_forward(name: str, device: Any) -> dict:
     if not record["output_specs_match"]:
         record["output_specs"] = {"traced": [repr(s) for s in traced_specs], "eager": [repr(s) for s in eager_specs]}
     return record
+
+
+def _ops_without_reference(graph) -> list:
+    from fusion import ccl, ttnn_ops
+    from fusion.reference import NoReference, _golden
+
+    missing = set()
+    for n in graph.nodes:
+        if n.op != "call_function" or ttnn_ops.is_deallocate(n.target) or ccl.is_collective(n.target):
+            continue
+        try:
+            _golden(n.target)
+        except NoReference:
+            missing.add(ttnn_ops.op_name(n.target))
+    return sorted(missing)
+
+
+# a mesh graph's inputs and weights in reference semantics, over all devices: beyond this the
+# host (24 GiB, float32 compute for large cases) cannot hold them
+REFERENCE_VALUE_LIMIT = 1 << 30
 
 
 def _reference(traced, fwd, device) -> str:
@@ -107,6 +130,10 @@ def _reference(traced, fwd, device) -> str:
     placeholders = [p for p in traced.graph_module.graph.nodes if p.op == "placeholder"]
     if len(tensors) != len(placeholders):
         raise ValueError(f"{len(placeholders)} graph inputs but {len(tensors)} example tensors")
+    values = n * sum(node.meta["spec"].numel for node in traced.graph_module.graph.nodes
+                     if node.op in ("placeholder", "get_attr") and hasattr(node.meta.get("spec"), "numel"))
+    if values > REFERENCE_VALUE_LIMIT:
+        return f"too large: {values / 1e9:.1f} G input and weight values over {n} devices (limit {REFERENCE_VALUE_LIMIT / 1e9:.1f} G)"
     per_device = [[to_torch_value(t, p.target, shard=d) for t, p in zip(tensors, placeholders)] for d in range(n)]
     with torch.no_grad():
         ReferenceRunner(traced.graph_module).run_mesh(per_device, shape)
@@ -160,6 +187,8 @@ def table(records: list[dict]) -> str:
             lines.append(f"| {r['name']} | | | | | | | | ERROR: {r['error'].splitlines()[0][:80]} | |")
             continue
         ref = r["reference"] if r["reference"] == "ok" else r["reference"].split(":")[0]
+        if r["ops_without_reference"]:
+            ref += f" ({len(r['ops_without_reference'])} ops without)"
         lines.append(f"| {r['name']} | {r['follows']} | {r['ops']} | {r['dispatches']} | {len(r['unknown_specs'])} | "
                      f"{len(r['rejected'])} | {r['graph_writes']}/{r['calls_with_writes']} | "
                      f"{'yes' if r['output_specs_match'] else 'NO'} | {ref} | {r['trace_seconds']:.2f} |")

@@ -312,6 +312,18 @@ def fuse_traced(traced: Traced, catalog: Catalog, verifier: Verifier, *, strict:
             gc.enable()
 
 
+def _rejected_calls(graph: torch.fx.Graph) -> list:
+    """The model's own calls ttnn refuses (their specs say why): the model would fail there."""
+    from .ttnn_specs import Rejected
+
+    out = []
+    for n in graph.nodes:
+        spec = n.meta.get("spec")
+        if isinstance(spec, Rejected) and spec.op == ttnn_ops.op_name(n.target):  # the refused call, not its users
+            out.append(Refusal(spec.op, n.meta.get("location", "?"), spec.why))
+    return out
+
+
 def _fuse_traced(traced: Traced, catalog: Catalog, verifier: Verifier, *, strict: bool = False,
                  seconds: dict | None = None, model=None):
     seconds = seconds if seconds is not None else {}
@@ -319,6 +331,7 @@ def _fuse_traced(traced: Traced, catalog: Catalog, verifier: Verifier, *, strict
     graph = gm.graph
     report = FusionReport(model=traced.model_name)
     report.nodes_before, report.dispatches_before = _count_calls(graph)
+    report.rejected = _rejected_calls(graph)
     runs0, hits0 = verifier.runs, verifier.hits
 
     # rewrite rounds until nothing changes: a rewrite can complete a later pattern

@@ -98,6 +98,8 @@ class FusionReport:
     verifications_run: int = 0
     verifications_cached: int = 0
     seconds: dict = field(default_factory=dict)
+    # calls of the model that ttnn itself refuses (as Refusal(op, location, ttnn's message))
+    rejected: list = field(default_factory=list)
 
     @property
     def saved_dispatches(self) -> int:
@@ -118,6 +120,7 @@ class FusionReport:
             "model": self.model,
             "rewrites": [r.to_dict() for r in self.rewrites],
             "refusals": [asdict(r) for r in self.refusals],
+            "rejected_by_ttnn": [asdict(r) for r in self.rejected],
             "nodes_before": self.nodes_before,
             "nodes_after": self.nodes_after,
             "dispatches_before": self.dispatches_before,
@@ -148,6 +151,10 @@ class FusionReport:
             for f in self.refusals:
                 rows.append((f.pattern + (f" [{f.spelling}]" if f.spelling else ""), short_location(f.location), f.reason))
             lines += ["", "Refused:"] + _table(rows)
+        if self.rejected:
+            rows = [("op", "location", "ttnn's reason")]
+            rows += [(r.pattern, short_location(r.location), r.reason) for r in self.rejected]
+            lines += ["", "ttnn rejects these calls of the model (they would fail on a device):"] + _table(rows)
         return "\n".join(lines)
 
 

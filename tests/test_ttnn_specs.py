@@ -210,3 +210,15 @@ def test_an_op_without_a_spec_does_not_stop_fusion_elsewhere():
     spec = TensorSpec((1, 1, 32, 64))
     out = fusion.fuse(model, [spec, spec])
     assert [r.pattern for r in out.report.rewrites] == ["silu_mul"]
+
+
+def test_the_report_names_calls_ttnn_rejects(mock_device):
+    x = _on(mock_device, (1, 1, 32, 64))
+
+    def model(x):
+        bad = ttnn.reshape(x, (1, 1, 7, 3))
+        return ttnn.silu(bad)
+
+    report = fusion.fuse(model, [x]).report
+    assert [r.pattern for r in report.rejected] == ["ttnn.reshape"]  # its user is not listed again
+    assert "ttnn rejects these calls" in str(report) and "rejected_by_ttnn" in report.to_dict()
