@@ -9,7 +9,9 @@ user may also `remember` one. A device tensor whose value is neither readable no
 an `UnknownValue` error naming it: never zeros standing in for a weight.
 
 Remembering keeps the tensor and its source alive (ttnn tensors take neither weak references
-nor attributes); `forget_host_values()` releases them.
+nor attributes); `forget_host_values()` releases them. A captured value is the value at capture:
+a tensor the model later writes eagerly (`copy_host_to_device_tensor`, an eager KV-cache update)
+still reads as captured on the mock device; a real device is always read back.
 """
 from __future__ import annotations
 
@@ -124,6 +126,9 @@ def _remembering(fn, source_arg: str):
         except Exception:
             on_device = False
         if on_device and source is not None and hasattr(source, "shape"):
+            preprocess = kwargs.get("preprocess")
+            if callable(preprocess):  # as_tensor converts preprocess(source), cached file or not
+                source = preprocess(source)
             rest = dict(zip(("dtype",), args[1:2]))
             rest.update({k: kwargs[k] for k in _CONVERSION_KEYS if k in kwargs})
             remember(out, source, **rest)

@@ -187,17 +187,17 @@ def to_torch_value(value: Any, name: str = "", shard: int = 0) -> Any:
     if not isinstance(value, ttnn.Tensor):
         return value
     on_device = value.storage_type() == ttnn.StorageType.DEVICE
-    if on_device:
+    if on_device and not device_values_readable():
+        # only on the mock device: a real device is read back, so later writes are seen
         known = host_value(value, shard)
         if known is not None:
             return known
-        if not device_values_readable():
-            what = f"{name} " if name else ""
-            raise UnknownValue(
-                f"the values of device tensor {what}({list(value.shape)} {str(value.dtype).split('.')[-1]}) cannot be "
-                f"read back: the device is tt-metal's mock device. Make the model's tensors inside "
-                f"`with fusion.capture_host_values():` or give each its value with fusion.remember_host_value(tensor, "
-                f"torch_value)")
+        what = f"{name} " if name else ""
+        raise UnknownValue(
+            f"the values of device tensor {what}({list(value.shape)} {str(value.dtype).split('.')[-1]}) cannot be "
+            f"read back: the device is tt-metal's mock device. Make the model's tensors inside "
+            f"`with fusion.capture_host_values():` or give each its value with fusion.remember_host_value(tensor, "
+            f"torch_value)")
     if on_device or _is_multi_shard(value):
         shards = ttnn.get_device_tensors(value.cpu() if on_device else value)
         return ttnn.to_torch(shards[shard])
@@ -395,26 +395,42 @@ class ReferenceRunner:
 def run_reference(model_or_fused, *inputs, **kwargs):
     """Run a model (or a fused model) on the CPU with ttnn golden semantics.
 
-    Tensor inputs are torch tensors (or ttnn host tensors); non-tensor arguments pass through
-    as the model's constants. Returns torch tensors shaped like the model's outputs.
+    Tensor inputs are torch tensors or ttnn tensors (a device tensor's values are read back, or
+    taken from its captured host value on a mock device); non-tensor arguments pass through as
+    the model's constants. Returns torch tensors shaped like the model's outputs. A model traced
+    on a mesh of several devices runs on every device in lockstep (collectives read every
+    device's operand): its inputs must then be ttnn mesh tensors (each device takes its shard),
+    and the result is one output per device, in device order.
     """
     from .api import FusedModel
     from .trace import trace
 
     if isinstance(model_or_fused, FusedModel):
         fused = model_or_fused
-        tensors = fused.tensor_arguments(inputs, kwargs)
-        return fused.reference_runner().run(tensors)
-    if kwargs:
-        raise InputError("run_reference of an unfused model takes positional inputs only")
-    traced = trace(model_or_fused, list(inputs))
-    tensors = []
-    for v in inputs:
-        if _is_tensor(v):
-            tensors.append(to_torch_value(v))
-        elif isinstance(v, (list, tuple)) and v and all(_is_tensor(x) for x in v):
-            tensors.extend(to_torch_value(x) for x in v)
-    return ReferenceRunner(traced.graph_module).run(tensors)
+        values = fused.tensor_arguments(inputs, kwargs)
+        runner = fused.reference_runner()
+    else:
+        if kwargs:
+            raise InputError("run_reference of an unfused model takes positional inputs only")
+        traced = trace(model_or_fused, list(inputs))
+        values = []
+        for v in inputs:
+            if _is_tensor(v):
+                values.append(v)
+            elif isinstance(v, (list, tuple)) and v and all(_is_tensor(x) for x in v):
+                values.extend(v)
+        runner = ReferenceRunner(traced.graph_module)
+    mesh = runner.gm.meta.get("mesh_shape") or (1, 1)
+    devices = 1
+    for d in mesh:
+        devices *= d
+    if devices == 1:
+        return runner.run([to_torch_value(v, "an input") for v in values])
+    if any(isinstance(v, torch.Tensor) for v in values):
+        raise InputError(f"the model runs on a {'x'.join(map(str, mesh))} mesh: give its tensor inputs as ttnn mesh "
+                         f"tensors (each device takes its own shard), not torch tensors")
+    per_device = [[to_torch_value(v, "an input", shard=d) for v in values] for d in range(devices)]
+    return runner.run_mesh(per_device, mesh)
 
 
 def _is_tensor(v) -> bool:

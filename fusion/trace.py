@@ -207,7 +207,7 @@ class TTProxy(Proxy):
             "loop over a Python range or a shape instead", loc)
 
     def __neg__(self):
-        return self.tracer.create_proxy("call_function", ttnn.neg, (self,), {})
+        return self.tracer.create_proxy("call_function", operator.neg if _python_value(self) else ttnn.neg, (self,), {})
 
 
 def _unknown_origin(node) -> str:
@@ -241,13 +241,18 @@ def _python_value(v) -> bool:
     return isinstance(v, Proxy) and bool(v.node.meta.get("python_value"))
 
 
+def _tensor_proxy(v) -> bool:
+    return isinstance(v, Proxy) and not v.node.meta.get("python_value")
+
+
 def _make_dunder(name: str, op, reflected: bool):
     python_op = getattr(operator, name)
 
     def method(self, other):
         args = (other, self) if reflected else (self, other)
-        # `shape[-1] * shape[-2]` stays Python arithmetic; only tensors become ttnn ops
-        target = python_op if _python_value(self) or _python_value(other) else op
+        # `shape[-1] * shape[-2]` stays Python arithmetic; anything with a tensor is a ttnn op
+        tensor = _tensor_proxy(self) or _tensor_proxy(other)
+        target = op if tensor else python_op
         if target is None:
             loc, _ = user_location(2)
             raise TraceError(f"`{name}` of a ttnn tensor is not a ttnn op", loc)
@@ -365,6 +370,7 @@ class TTTracer(TracerBase):
             spec = specs_mod.spec_from_value(value)
             node.meta["spec"] = spec
             node.meta["tensor_constant"] = True
+            _note_tile(node, value)
             if is_host_tensor(value):
                 node.meta["host"] = True
             elif self.spec_engine is None and self.specs_from == "auto":
@@ -449,6 +455,17 @@ def _engine_for(device):
     if engine is None or engine.device is not device:
         engine = _ENGINES[id(device)] = ttnn_specs.DeviceSpecs(device, ttnn_specs.SpecStore.for_device(device))
     return engine
+
+
+def _note_tile(node, value) -> None:
+    """A tensor in other than 32x32 tiles: TensorSpec does not carry the tile, the spec engine
+    must not stand 32x32 tiles in for it."""
+    try:
+        shape = tuple(value.tile.tile_shape) if isinstance(value, ttnn.Tensor) and value.layout == ttnn.TILE_LAYOUT else None
+    except Exception:
+        shape = None
+    if shape is not None and shape != (32, 32):
+        node.meta["tile"] = shape
 
 
 def is_host_tensor(value) -> bool:
@@ -879,6 +896,7 @@ def trace(model, example_inputs, *, specs: str = "auto", device=None) -> Traced:
         proxy.node.meta["spec"] = spec
         if is_host_tensor(value):
             proxy.node.meta["host"] = True
+        _note_tile(proxy.node, value)
         input_names.append(name if key is None else (name, key))
         return proxy
 

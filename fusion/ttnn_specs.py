@@ -54,11 +54,19 @@ def literal_key(value: Any) -> Any:
         return ("dict", tuple(sorted((str(k), literal_key(v)) for k, v in value.items())))
     if isinstance(value, enum.Enum):
         return (type(value).__name__, value.name)
+    if isinstance(value, type):
+        return ("type", f"{value.__module__}.{value.__qualname__}")
+    if callable(value):
+        op = getattr(value, "python_fully_qualified_name", None)
+        if op:
+            return ("op", op)
+        # a Python function prints its address, reused after it is collected: never a key
+        raise _NoKey(type(value).__name__)
+    if isinstance(value, ttnn.Tile):
+        return ("Tile", tuple(value.tile_shape), bool(value.transpose_of_faces), bool(value.transpose_within_face))
     text = repr(value)
     if " object at 0x" not in text:
         return (type(value).__name__, text)
-    if callable(value) and not (type(value).__module__ or "").startswith("ttnn"):
-        raise _NoKey(type(value).__name__)
     fields = []
     for attr in dir(value):
         if attr.startswith("_"):
@@ -96,8 +104,25 @@ class DeviceSpecs:
         self.device = device
         self._memo: dict = {}
         self.store = store
+        from .host_values import device_values_readable
+
+        self.mock = not device_values_readable()
         self.asked = 0  # calls ttnn ran (cache misses)
         self.answered = 0  # calls answered (hits included)
+
+    def _touches_model_state(self, args, kwargs) -> bool:
+        """On a real device, an op given the model's semaphores (async CCL ops) would move their
+        state if run while tracing; the mock device has none to move."""
+        if self.mock:
+            return False
+        stack = [*args, *kwargs.values()]
+        while stack:
+            v = stack.pop()
+            if isinstance(v, (list, tuple)):
+                stack.extend(v)
+            elif "Semaphore" in type(v).__name__:
+                return True
+        return False
 
     def handles(self, target: Any) -> bool:
         # `tensor[..., :n]` too: ttnn slices (and places the result) itself
@@ -109,6 +134,8 @@ class DeviceSpecs:
         name = ttnn_ops.op_name(target)
         if target is operator.getitem and not isinstance(spec_of(args[0]), TensorSpec):
             return UnknownSpec(name, "not a tensor")  # an item of an op's outputs: the hand rule
+        if self._touches_model_state(args, kwargs):
+            return UnknownSpec(name, "not run while tracing on a device: it synchronizes through the model's semaphores")
         try:
             key = (target, self._key(args, spec_of), self._key(kwargs, spec_of))
         except _Unknown as e:
@@ -124,8 +151,10 @@ class DeviceSpecs:
             self._memo[key] = stored
             return stored
         result = self._ask(target, name, args, kwargs, spec_of)
+        if isinstance(result, UnknownSpec) and not isinstance(result, Rejected):
+            return result  # not an answer: ask again next time (memory may be free then)
         self._memo[key] = result
-        if self.store is not None and not (isinstance(result, UnknownSpec) and not isinstance(result, Rejected)):
+        if self.store is not None:
             self.store.put(name, key, result)
         return result
 
@@ -134,9 +163,16 @@ class DeviceSpecs:
         if isinstance(value, torch.fx.Node):
             spec = spec_of(value)
             if isinstance(spec, UnknownSpec):
-                raise _Unknown(spec)
+                raise _Unknown(_inherited(spec))
+            if isinstance(spec, tuple) and any(isinstance(s, UnknownSpec) for s in spec):
+                raise _Unknown(_inherited(next(s for s in spec if isinstance(s, UnknownSpec))))
+            if value.meta.get("tile") is not None:
+                # TensorSpec has no tile shape: an input in tiny tiles is not asked with 32x32 ones
+                raise _Unknown(UnknownSpec("ttnn", f"an input in {value.meta['tile']} tiles (not modelled)"))
             if isinstance(spec, TensorSpec):
                 return ("tensor", spec._key, _host(value))  # _key: every field, the memory config's full text
+            if isinstance(spec, tuple) and all(isinstance(s, TensorSpec) for s in spec):
+                return ("tensors", tuple(s._key for s in spec), _host(value))
             return literal_key(spec)
         if isinstance(value, (list, tuple)):
             return (type(value).__name__, tuple(self._key(v, spec_of) for v in value))
@@ -161,6 +197,9 @@ class DeviceSpecs:
             with running_real_op():
                 out = target(*real_args, **real_kwargs)
         except (RuntimeError, TypeError, ValueError) as e:
+            text = str(e)
+            if any(marker in text for marker in _NOT_A_VERDICT):
+                return UnknownSpec(name, f"ttnn could not be asked: {_message(e)}")
             return Rejected(name, _message(e))
         try:
             return _spec_of_result(out, name)
@@ -172,6 +211,11 @@ class DeviceSpecs:
             spec = spec_of(value)
             if isinstance(spec, UnknownSpec):
                 raise _Unknown(spec)
+            if isinstance(spec, tuple) and all(isinstance(s, TensorSpec) for s in spec):
+                # a multi-output op's result passed whole (concat(split(x))): a list of tensors
+                tensors = [self._empty(s, _host(value)) for s in spec]
+                held.extend(tensors)
+                return tensors
             if not isinstance(spec, TensorSpec):
                 return spec  # a literal
             tensor = self._empty(spec, _host(value))
@@ -201,6 +245,19 @@ class _Unknown(Exception):
     """An input's spec is unknown: args[0] is that UnknownSpec."""
 
 
+def _inherited(spec: UnknownSpec) -> UnknownSpec:
+    # a user of a rejected call is not itself rejected: its input is unknown
+    if isinstance(spec, Rejected):
+        return UnknownSpec(spec.op, f"its input is a call ttnn rejects ({spec.why})")
+    return spec
+
+
+# failures of the moment (the model's own tensors fill L1), or of how the engine called the op:
+# never ttnn's verdict on the call, so neither remembered nor reported as a rejection
+_NOT_A_VERDICT = ("Out of Memory", "Not enough space", "out of memory", "clash with", "incompatible function arguments",
+                  "Statically allocated circular buffers")
+
+
 def _host(node: torch.fx.Node) -> bool:
     return bool(node.meta.get("host"))
 
@@ -209,8 +266,13 @@ def _spec_of_result(out: Any, name: str) -> Any:
     if out is None:
         return None
     if isinstance(out, ttnn.Tensor):
-        spec = spec_from_value(out)
-        return spec
+        try:
+            tile = tuple(out.tile.tile_shape) if out.layout == ttnn.TILE_LAYOUT else (32, 32)
+        except Exception:
+            tile = (32, 32)
+        if tile != (32, 32):  # TensorSpec has no tile shape: say so rather than drop it
+            return UnknownSpec(name, f"its output is in {tile} tiles (not modelled)")
+        return spec_from_value(out)
     if isinstance(out, (list, tuple)):
         items = tuple(_spec_of_result(o, name) for o in out)
         return items
@@ -276,7 +338,11 @@ def device_key(device: Any) -> str:
         mesh = tuple(device.shape)
     except Exception:
         mesh = (device.get_num_devices(),)
-    return f"{arch}|{grid.x}x{grid.y}|{mesh}"
+    try:
+        fabric = str(ttnn.get_fabric_config())
+    except Exception:
+        fabric = "?"
+    return f"{arch}|{grid.x}x{grid.y}|{mesh}|{fabric}"
 
 
 class SpecStore:

@@ -222,3 +222,58 @@ def test_the_report_names_calls_ttnn_rejects(mock_device):
     report = fusion.fuse(model, [x]).report
     assert [r.pattern for r in report.rejected] == ["ttnn.reshape"]  # its user is not listed again
     assert "ttnn rejects these calls" in str(report) and "rejected_by_ttnn" in report.to_dict()
+
+
+def test_a_user_of_a_rejected_call_is_unknown_not_rejected(mock_device):
+    x = _on(mock_device, (1, 1, 32, 64))
+
+    def model(x):
+        return ttnn.silu(ttnn.reshape(x, (1, 1, 7, 3)))
+
+    reshape, silu = _calls(trace(model, [x]))
+    assert isinstance(reshape.meta["spec"], Rejected)
+    assert not isinstance(silu.meta["spec"], Rejected) and "input is a call ttnn rejects" in silu.meta["spec"].reason()
+
+
+def test_a_multi_output_result_passed_whole_is_asked_as_tensors(mock_device):
+    x = _on(mock_device, (1, 1, 32, 128))
+
+    def model(x):
+        return ttnn.concat(ttnn.split(x, 64, dim=-1), dim=-1)
+
+    concat = _calls(trace(model, [x]))[-1]
+    assert concat.meta["spec"].shape == (1, 1, 32, 128)
+
+
+def test_arithmetic_with_a_tensor_is_a_ttnn_op_and_with_shapes_python():
+    def model(x):
+        y = ttnn.experimental.minimal_matmul(x, x)  # unknown spec: its shape is read at run time
+        scaled = x * y.shape[-1]  # a tensor times a run-time int: ttnn.multiply
+        neg = -y.shape[-1]  # a run-time int negated: Python
+        return scaled, neg // 2
+
+    targets = [n.target for n in _calls(trace(model, [TensorSpec((1, 1, 32, 32))], specs="rules"))]
+    assert ttnn.multiply in targets and __import__("operator").neg in targets
+    assert ttnn.neg not in targets
+
+
+def test_python_functions_are_never_spec_keys():
+    from fusion.ttnn_specs import _NoKey, literal_key
+
+    for fn in (lambda: 0, lambda: 1):
+        with pytest.raises(_NoKey):
+            literal_key(fn)
+    assert literal_key(ttnn.silu) == ("op", "ttnn.silu")
+    assert literal_key(ttnn.Tile((16, 32))) != literal_key(ttnn.Tile((32, 32)))
+
+
+def test_reference_of_a_fused_model_reads_device_inputs_as_captured(mock_device):
+    with fusion.capture_host_values():
+        xt = torch.full((1, 1, 32, 32), 3.0)
+        x = _on(mock_device, (1, 1, 32, 32), values=xt)
+    fused = fusion.fuse(lambda x: ttnn.relu(ttnn.multiply(x, x)), [x])
+    out = fusion.run_reference(fused, x)
+    assert isinstance(out, torch.Tensor) and float(out.max()) == float(out.min()) == 9.0
+    blind = _on(mock_device, (1, 1, 32, 32))
+    with pytest.raises(fusion.UnknownValue):
+        fusion.run_reference(fused, blind)
