@@ -6,8 +6,9 @@
 Per forward: ttnn calls and device dispatches in the traced graph, ops whose spec is unknown,
 calls ttnn rejects, in-place writes in the graph against writes made by the eager run, whether
 the traced outputs' specs equal the eager run's, whether `run_reference` runs the whole graph,
-and the trace time. Each forward runs in a process of its own: tt-metal reads its cluster (n150,
-t3k) once per process, and a crash inside ttnn then loses one forward, not the table.
+and the trace time. Each forward runs in a process of its own (two at a time): tt-metal reads its
+cluster (n150, t3k) once per process, and a crash inside ttnn then loses one forward, not the
+table.
 """
 from __future__ import annotations
 
@@ -154,28 +155,32 @@ def run_group(names: list[str], device_kind: str, mesh_shape: tuple) -> list[dic
     return out
 
 
-def check_all(names: list[str] | None = None) -> list[dict]:
-    """Every forward (or `names`), each in a process of its own (on its own mock cluster)."""
+def check_all(names: list[str] | None = None, jobs: int | None = None) -> list[dict]:
+    """Every forward (or `names`), each in a process of its own (on its own mock cluster), `jobs`
+    at a time (default: $TTFUSE_CORPUS_JOBS, else 2)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     import corpus
 
     entries = corpus.entries()
     names = names or list(entries)
-    results = []
-    # one process per forward: a crash inside ttnn (a segfault) loses that forward only
-    for name in names:
-        e = entries[name]
-        kind, shape, group = e.device, e.mesh_shape, [name]
-        cmd = [sys.executable, SELF, "--group", kind, ",".join(map(str, shape)), "--json", *group]
-        env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-        env.pop("TT_METAL_MOCK_CLUSTER_DESC_PATH", None)  # the child picks its own cluster
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
-        try:
-            results.extend(json.loads(proc.stdout.strip().splitlines()[-1]))
-        except (json.JSONDecodeError, IndexError):
-            tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
-            results.extend({"name": n, "error": f"corpus process failed (exit {proc.returncode}): {tail}"} for n in group)
-    order = {n: i for i, n in enumerate(names)}
-    return sorted(results, key=lambda r: order[r["name"]])
+    jobs = jobs or int(os.environ.get("TTFUSE_CORPUS_JOBS", "2"))
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        # one process per forward: a crash inside ttnn (a segfault) loses that forward only
+        results = list(pool.map(lambda n: _check_in_process(n, entries[n]), names))
+    return [r for group in results for r in group]
+
+
+def _check_in_process(name: str, entry) -> list[dict]:
+    cmd = [sys.executable, SELF, "--group", entry.device, ",".join(map(str, entry.mesh_shape)), "--json", name]
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop("TT_METAL_MOCK_CLUSTER_DESC_PATH", None)  # the child picks its own cluster
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
+    try:
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+    except (json.JSONDecodeError, IndexError):
+        tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
+        return [{"name": name, "error": f"corpus process failed (exit {proc.returncode}): {tail}"}]
 
 
 def table(records: list[dict]) -> str:
