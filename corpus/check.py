@@ -75,6 +75,13 @@ def check_forward(name: str, device: Any) -> dict:
     record["graph_writes"] = sum(1 for n in graph.nodes if "writes" in n.meta)
     record["graph_frees"] = sum(1 for n in graph.nodes if "frees" in n.meta)
     record["calls_with_writes"] = sum(1 for n in calls if effects.written(n.target, n.args, n.kwargs))
+    # a call whose result nothing reads, that neither writes a buffer nor frees one, is a call the
+    # graph lost track of (an in-place write recorded as a plain call is one): none in real code
+    outputs = set(next(n for n in graph.nodes if n.op == "output").all_input_nodes)
+    record["dead_calls"] = [
+        f"{ttnn_ops.op_name(n.target)} at {short_location(n.meta.get('location', '?'))}" for n in calls
+        if not n.users and n not in outputs and "writes" not in n.meta and "frees" not in n.meta
+        and not ttnn_ops.is_deallocate(n.target)]
     out_node = next(n for n in graph.nodes if n.op == "output")
     outs = out_node.args[0]
     from corpus.common import _flat

@@ -48,6 +48,9 @@ def test_forward_keeps_every_in_place_write(records, name):
     r = records[name]
     assert "error" not in r, r.get("error")
     assert r["graph_writes"] >= r["calls_with_writes"]
+    # independent of the table of writing ops: a call nothing reads that writes and frees nothing
+    # would be a write the graph lost (the bug this corpus was built to catch)
+    assert r["dead_calls"] == []
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -495,3 +495,19 @@ def test_shapes_caches(dev):
     fill = f64(1, 1, 64, 64)
     got = ttnn.fill_cache(on_dev(fc, dev), on_dev(fill, dev), 3, update_idx=32)
     assert_same_shapes(ref(ttnn.fill_cache, fc, fill, 3, update_idx=32), got)
+
+
+def test_fast_reduce_nc_sums_outer_dims_keeping_them():
+    x = f64(2, 8, 32, 64)
+    assert torch.allclose(ref(X.fast_reduce_nc, x, dims=[1]), x.sum(1, keepdim=True))
+    assert shapes(ref(X.fast_reduce_nc, x, dims=[0, 1])) == (1, 1, 32, 64)
+    assert _golden(X.fast_reduce_nc) is GOLDENS["ttnn.experimental.fast_reduce_nc"]
+
+
+@pytest.mark.mock_device
+def test_shapes_fast_reduce_nc(dev):
+    # DeepSeek-V3 MLA decode: the all-gathered [1, 8, 32, 2112] summed over dim 1
+    x = f64(1, 8, 32, 2112)
+    assert_same_shapes(ref(X.fast_reduce_nc, x, dims=[1]), X.fast_reduce_nc(on_dev(x, dev), dims=[1]))
+    y = f64(2, 4, 64, 96)
+    assert_same_shapes(ref(X.fast_reduce_nc, y, dims=[0, 1]), X.fast_reduce_nc(on_dev(y, dev), dims=[0, 1]))
