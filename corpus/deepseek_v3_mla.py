@@ -257,10 +257,12 @@ class _MLA1D:
         ttnn.deallocate(tt_kv_nope)
         ttnn.deallocate(tt_kv_rope)
 
-        # ---- _fwd_decode_paged_update_cache (row_idx None: every device) ----
-        mesh_coords = {ttnn.MeshCoordinate(r, c) for r in range(self.mesh_shape[0]) for c in range(self.mesh_shape[1])}
+        # ---- _fwd_decode_paged_update_cache ----
+        # mesh_coords: get_mesh_coords(mesh_shape, row_idx) with row_idx None, every device of the mesh
+        rows, cols = tuple(self.mesh_device.shape)
+        mesh_coords = {ttnn.MeshCoordinate(r, c) for r in range(rows) for c in range(cols)}
         ttnn.experimental.paged_update_cache(kvpe_cache, tt_kvpe, update_idxs_tensor=position_idxs,
-                                             page_table=page_table, mesh_coords=mesh_coords)
+                                             page_table=page_table, mesh_coords=set(mesh_coords))
 
         # ---- _fwd_decode_q_rope_nope ----
         tt_q = ttnn.linear(tt_q, **cfg["wq_b"])                                 # [1, 1, 32, 3072]

@@ -305,3 +305,29 @@ def _point_to_point(per_device: list[dict], mesh_shape: tuple) -> list:
 
 
 _point_to_point.reads_outputs = True
+def _mesh_partition(per_device, mesh_shape):
+    """Inverse of all_gather: the device at position p of its line keeps chunk p of its own input
+    along dim (cluster_axis None: the whole mesh, row-major, is one line)."""
+    out = [None] * len(per_device)
+    for line in lines(mesh_shape, per_device[0].get("cluster_axis")):
+        for p, d in enumerate(line):
+            x = _input(per_device[d])
+            out[d] = torch.chunk(x, len(line), dim=_dim(per_device[d], x))[p]
+    return out
+
+
+@collective("ttnn.experimental.all_to_all_async_generic")
+def _all_to_all_async_generic(per_device, mesh_shape):
+    """Each device of a line splits its input along out_dim into one chunk per line device, sends
+    chunk j to device j; device j concatenates what it receives along in_dim in sender order
+    (tt-metal's DeepSeek-V3 test reference, test_ds_mla_all_to_all_before_flash_mla.py; output
+    shapes as ttnn 0.81.1 gives them: [1, 32, 16, 576] in_dim 2, out_dim 1 -> [1, 4, 128, 576])."""
+    out = [None] * len(per_device)
+    for line in lines(mesh_shape, per_device[0].get("cluster_axis")):
+        b = per_device[line[0]]
+        x0 = _input(b)
+        in_dim, out_dim = int(b["in_dim"]) % x0.dim(), int(b["out_dim"]) % x0.dim()
+        chunks = [torch.chunk(_input(per_device[d]), len(line), dim=out_dim) for d in line]
+        for j, d in enumerate(line):
+            out[d] = torch.cat([chunks[i][j] for i in range(len(line))], dim=in_dim)
+    return out

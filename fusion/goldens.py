@@ -464,3 +464,16 @@ def scale_mask_softmax(input_tensor, scale=None, mask=None, *, is_causal_mask=Fa
     if mask is not None:
         x = x + _softmax_mask(mask, x)
     return torch.softmax(x, dim=-1)
+
+
+# ---------------------------------------------------------------------------
+# reductions
+# ---------------------------------------------------------------------------
+
+@golden("ttnn.experimental.fast_reduce_nc")
+def fast_reduce_nc(input, *, dims=(), output=None, **_):
+    """Sum over the outer dims `dims` (0, 1 or both of a 4D tensor), kept as size-1 dims (the op's
+    output shape: [1, C, H, W], [N, 1, H, W] or [1, 1, H, W]). No dims: every dim but the last two
+    (the kernel's default reduction)."""
+    ds = [int(d) % input.dim() for d in dims] or list(range(input.dim() - 2))
+    return input.sum(dim=ds, keepdim=True)

@@ -348,6 +348,10 @@ class TTTracer(TracerBase):
     def create_arg(self, a: Any):
         if isinstance(a, Proxy):
             return a.node
+        if isinstance(a, (set, frozenset)) and not has_proxy(list(a)):
+            # a set of ttnn values (mesh coordinates): a constant, kept as the model gave it
+            key = ("literal-set", type(a), tuple(sorted(repr(x) for x in a)))
+            return self._constant(type(a)(a), key, tensor=False)
         if isinstance(a, (ttnn.Tensor, torch.Tensor)):
             return self._constant(a, ("tensor", id(a)), tensor=True)
         if ttnn_ops.is_literal_value(a):

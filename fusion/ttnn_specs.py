@@ -50,6 +50,8 @@ def literal_key(value: Any) -> Any:
         return (type(value).__name__, value)
     if isinstance(value, (list, tuple)):
         return (type(value).__name__, tuple(literal_key(v) for v in value))
+    if isinstance(value, (set, frozenset)):  # in a stable order: the key is also a file key
+        return ("set", tuple(sorted((literal_key(v) for v in value), key=repr)))
     if isinstance(value, dict):
         return ("dict", tuple(sorted((str(k), literal_key(v)) for k, v in value.items())))
     if isinstance(value, enum.Enum):

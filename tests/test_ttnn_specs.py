@@ -277,3 +277,17 @@ def test_reference_of_a_fused_model_reads_device_inputs_as_captured(mock_device)
     blind = _on(mock_device, (1, 1, 32, 32))
     with pytest.raises(fusion.UnknownValue):
         fusion.run_reference(fused, blind)
+
+
+def test_a_set_of_ttnn_values_is_a_constant_argument():
+    coords = {ttnn.MeshCoordinate(0, 0), ttnn.MeshCoordinate(0, 1)}
+
+    def model(cache, x):
+        ttnn.experimental.paged_update_cache(cache, x, update_idxs=[0], mesh_coords=set(coords))
+        return cache
+
+    spec = TensorSpec((1, 1, 32, 64))
+    traced = trace(model, [spec, spec], specs="rules")
+    update = _calls(traced)[0]
+    assert update.kwargs["mesh_coords"].meta["literal"] == coords
+    assert "writes" in update.meta  # the cache update is a write the output reads
