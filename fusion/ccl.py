@@ -305,6 +305,9 @@ def _point_to_point(per_device: list[dict], mesh_shape: tuple) -> list:
 
 
 _point_to_point.reads_outputs = True
+
+
+@collective("ttnn.mesh_partition")
 def _mesh_partition(per_device, mesh_shape):
     """Inverse of all_gather: the device at position p of its line keeps chunk p of its own input
     along dim (cluster_axis None: the whole mesh, row-major, is one line)."""

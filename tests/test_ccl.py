@@ -293,3 +293,25 @@ def test_point_to_point():
         b["_outputs"] = {"output_tensor": x}
     out = p2p(per, (2, 4))
     assert torch.equal(out[6], xs[2]) and all(torch.equal(out[d], xs[d]) for d in range(8) if d != 6)
+
+
+def test_mesh_partition_keeps_each_devices_chunk_of_its_line():
+    import torch
+
+    from fusion import ccl
+
+    x = torch.arange(8.0).reshape(1, 1, 1, 8)
+    out = ccl._SEMANTICS["ttnn.mesh_partition"]([{"input_tensor": x, "dim": -1, "cluster_axis": 1}] * 4, (1, 4))
+    assert [o.flatten().tolist() for o in out] == [[0, 1], [2, 3], [4, 5], [6, 7]]
+
+
+def test_all_to_all_async_generic_sends_chunk_j_to_device_j():
+    import torch
+
+    from fusion import ccl
+
+    xs = [torch.full((1, 2, 1, 3), float(d)) for d in range(2)]
+    out = ccl._SEMANTICS["ttnn.experimental.all_to_all_async_generic"](
+        [{"input_tensor": x, "in_dim": 2, "out_dim": 1, "cluster_axis": 1} for x in xs], (1, 2))
+    # device j receives chunk j of every device, joined along in_dim in sender order
+    assert out[0].shape == (1, 1, 2, 3) and out[0][0, 0, :, 0].tolist() == [0.0, 1.0]
