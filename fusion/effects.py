@@ -42,6 +42,8 @@ _WRITES_INPUTS = {
     "ttnn.experimental.paged_fill_cache": ("cache_tensor",),
     "ttnn.experimental.paged_fused_update_cache": ("cache_tensor1", "cache_tensor2"),
     "ttnn.experimental.indexed_fused_update_cache": ("cache_tensor1", "cache_tensor2"),
+    # writes its slice into the preallocated interleaved tensor (found by the corpus's dead-call check)
+    "ttnn.sharded_to_interleaved_partial": ("cache_tensor",),
 }
 
 # ops that write inputs only when a flag says so: op name -> (flag parameter, written parameters)

@@ -477,3 +477,14 @@ def fast_reduce_nc(input, *, dims=(), output=None, **_):
     (the kernel's default reduction)."""
     ds = [int(d) % input.dim() for d in dims] or list(range(input.dim() - 2))
     return input.sum(dim=ds, keepdim=True)
+
+
+@golden("ttnn.sharded_to_interleaved_partial")
+def sharded_to_interleaved_partial(input_tensor, cache_tensor, num_slices, slice_index, **_):
+    """The cache with rows [slice_index * n, (slice_index + 1) * n) of its flattened height
+    replaced by the slice (n = height / num_slices); a new tensor, the cache is not mutated."""
+    out = cache_tensor.clone()
+    flat = out.reshape(1, 1, -1, out.shape[-1])
+    n = flat.shape[-2] // num_slices
+    flat[:, :, slice_index * n:(slice_index + 1) * n, :] = input_tensor.reshape(1, 1, -1, out.shape[-1])
+    return flat.reshape(cache_tensor.shape)

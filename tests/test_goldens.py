@@ -511,3 +511,15 @@ def test_shapes_fast_reduce_nc(dev):
     assert_same_shapes(ref(X.fast_reduce_nc, x, dims=[1]), X.fast_reduce_nc(on_dev(x, dev), dims=[1]))
     y = f64(2, 4, 64, 96)
     assert_same_shapes(ref(X.fast_reduce_nc, y, dims=[0, 1]), X.fast_reduce_nc(on_dev(y, dev), dims=[0, 1]))
+
+
+def test_sharded_to_interleaved_partial_writes_its_slice_into_a_copy_of_the_cache():
+    import torch
+
+    from fusion.goldens import GOLDENS
+
+    cache = torch.zeros(1, 1, 64, 32, dtype=torch.float64)
+    piece = torch.ones(1, 1, 16, 32, dtype=torch.float64)
+    out = GOLDENS["ttnn.sharded_to_interleaved_partial"](piece, cache, 4, 2)
+    assert out[0, 0, 32:48].eq(1).all() and out[0, 0, :32].eq(0).all() and out[0, 0, 48:].eq(0).all()
+    assert cache.eq(0).all()  # the cache given is not mutated
