@@ -87,9 +87,7 @@ def _from_torch(ttnn, device, torch_tensor, dtype, layout, memory_config=None):
 
 def _default_core_grid(ttnn, device):
     """model_utils.get_falcon_default_core_grid: on Wormhole with >= 8 rows, 7 rows of the full width
-    (CoreGrid(y=7, x=8) on an N150). The real code passes the activation's ``tensor.device()``; the
-    forwards here pass the mesh device the module was built on (the same device: the tracer cannot
-    call ``.device()`` on a traced value)."""
+    (CoreGrid(y=7, x=8) on an N150), given the activation's ``tensor.device()`` as the real code does."""
     grid = device.compute_with_storage_grid_size()
     if grid.y >= 8:
         return ttnn.CoreGrid(y=7, x=grid.x)
@@ -149,7 +147,7 @@ class _FalconMLPDecode:
             self.weights.dense_h_to_4h,
             memory_config=self.output_memcfg,
             dtype=self.output_dtype,
-            core_grid=_default_core_grid(ttnn, self.device),
+            core_grid=_default_core_grid(ttnn, x.device()),
             activation="gelu_approx",
             compute_kernel_config=_lofi_mlp_kernel_config(ttnn),
         )
@@ -160,7 +158,7 @@ class _FalconMLPDecode:
             self.weights.dense_4h_to_h,
             memory_config=self.output_memcfg,
             dtype=self.output_dtype,
-            core_grid=_default_core_grid(ttnn, self.device),
+            core_grid=_default_core_grid(ttnn, hidden_states.device()),
             compute_kernel_config=_lofi_mlp_kernel_config(ttnn),
         )
         # remove the padding columns
@@ -369,7 +367,7 @@ class _FalconAttentionDecode:
             self.query_key_value_weights,
             memory_config=self.fused_qkv_mm_output_memcfg,
             dtype=ttnn.bfloat16,
-            core_grid=_default_core_grid(ttnn, self.device),
+            core_grid=_default_core_grid(ttnn, hidden_states.device()),
             compute_kernel_config=self.default_lofi_kernel_config,
         )
         query_layer, key_layer, value_layer = ttnn.experimental.nlp_create_qkv_heads_falcon7b(
@@ -498,7 +496,7 @@ class _FalconAttentionDecode:
             self.dense_weights,
             memory_config=self.selfout_mm_output_memcfg,
             dtype=ttnn.bfloat16,
-            core_grid=_default_core_grid(ttnn, self.device),
+            core_grid=_default_core_grid(ttnn, attn_output.device()),
             compute_kernel_config=self.default_lofi_kernel_config,
         )
         # the module returns (attn_output, layer_present); layer_present is (k_cache, v_cache), the
@@ -651,9 +649,7 @@ def build_mlp_decode(mesh_device) -> corpus.Forward:
         notes=_CONFIG_NOTE + (
             "Input [1, 1, 32, 4544] bf16 DRAM. concat of the 64-column zero pad, h->4h matmul (core_grid 8x7, "
             "fused gelu_approx, LoFi), 4h->h matmul, slice back to 4544 columns; outputs DRAM bf16 "
-            "(DENSE_*_MM_OUTPUT_MEMCFG/DTYPE of BFLOAT16-L1_SHARDED). Deviation: get_falcon_default_core_grid is "
-            "given the module's mesh device instead of x.device() (same device, same CoreGrid(y=7, x=8); the "
-            "tracer cannot call .device() on a traced tensor)."
+            "(DENSE_*_MM_OUTPUT_MEMCFG/DTYPE of BFLOAT16-L1_SHARDED)."
         ),
     )
 
@@ -718,7 +714,6 @@ def build_attention_decode(mesh_device) -> corpus.Forward:
             "heads / transpose / reshape / shard, K transpose, batched matmul (MatmulMultiCoreReuse), "
             "scale_mask_softmax_in_place (sharded, broadcast mask), V update_cache + slice + shard, batched "
             "matmul, unshard, transposes, head unpad slice, nlp_concat_heads, self-out matmul. Deviations: "
-            "core grids from the module's mesh device instead of tensor.device() (same CoreGrid(y=7, x=8)); "
             "returns attn_output only (the module also returns layer_present = the two input caches, "
             "updated in place); the alibi / llm_mode / user_id / use_cache arguments, unused on this path, "
             "are dropped."
