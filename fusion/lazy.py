@@ -145,5 +145,17 @@ class LazyFused:
     def reports(self) -> list:
         return [f.report for f in self.fused.values()]
 
+    @property
+    def report(self):
+        """The report of the one traced signature (decode and prefill shapes give one each: see
+        `reports`). Before the first call nothing is traced, so there is no report yet."""
+        if not self.fused:
+            raise AttributeError(f"{self._name} has not been called yet: a lazy fused model traces (and reports) "
+                                 f"on its first call")
+        if len(self.fused) > 1:
+            raise AttributeError(f"{self._name} was traced for {len(self.fused)} input signatures: read `.reports` "
+                                 f"(one report each, in the order they were first called)")
+        return next(iter(self.fused.values())).report
+
     def __repr__(self) -> str:
         return f"LazyFused({self._name}, {len(self.fused)} traced signatures)"

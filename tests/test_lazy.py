@@ -134,3 +134,15 @@ def test_alternating_signatures_each_run_their_own_graph():
         assert tuple(lazy(wide).shape) == (64, 32)
         assert tuple(lazy(tall).shape) == (32, 64)
     assert len(lazy.fused) == 2
+
+
+def test_a_lazy_model_has_the_report_of_its_one_signature_as_the_readme_reads_it():
+    lazy = fusion.fuse(host_model)
+    with pytest.raises(AttributeError, match="has not been called yet"):
+        lazy.report
+    a = ttnn.from_torch(torch.randn(32, 64), dtype=ttnn.bfloat16, layout=ttnn.ROW_MAJOR_LAYOUT)
+    lazy(a)
+    assert lazy.report is lazy.reports[0]
+    lazy(ttnn.from_torch(torch.randn(64, 32), dtype=ttnn.bfloat16, layout=ttnn.ROW_MAJOR_LAYOUT))
+    with pytest.raises(AttributeError, match="2 input signatures: read `.reports`"):
+        lazy.report
