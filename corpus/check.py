@@ -89,7 +89,7 @@ def check_forward(name: str, device: Any) -> dict:
     traced_specs = [o.meta.get("spec") if hasattr(o, "meta") else None for o in _flat(outs)]
     record["ops_without_reference"] = _ops_without_reference(graph)
     try:
-        record["reference"] = _reference(traced, fwd, device)
+        record["reference"] = _reference(traced, fwd)
     except Exception as e:  # the reason goes in the table; the corpus tests assert on it
         record["reference"] = f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
     # last: the forward may deallocate its inputs, as the real module does
@@ -121,30 +121,27 @@ def _ops_without_reference(graph) -> list:
 REFERENCE_VALUE_LIMIT = 1 << 30
 
 
-def _reference(traced, fwd, device) -> str:
+def _reference(traced, fwd) -> str:
     """Run the traced graph in reference semantics on every device of the mesh, each device on
     its shard of the example inputs (their host values, captured when the forward built them)."""
     import torch
     import ttnn
 
     from corpus.common import _flat
-    from fusion.reference import ReferenceRunner, to_torch_value
+    from fusion.reference import ReferenceRunner
 
-    shape = tuple(device.shape)
-    n = 1
-    for d in shape:
-        n *= d
+    runner = ReferenceRunner(traced.graph_module)
     tensors = [v for v in _flat(list(fwd.example_inputs)) if isinstance(v, ttnn.Tensor)]
     placeholders = [p for p in traced.graph_module.graph.nodes if p.op == "placeholder"]
     if len(tensors) != len(placeholders):
         raise ValueError(f"{len(placeholders)} graph inputs but {len(tensors)} example tensors")
-    values = n * sum(node.meta["spec"].numel for node in traced.graph_module.graph.nodes
-                     if node.op in ("placeholder", "get_attr") and hasattr(node.meta.get("spec"), "numel"))
+    values = runner.devices * sum(node.meta["spec"].numel for node in traced.graph_module.graph.nodes
+                                  if node.op in ("placeholder", "get_attr") and hasattr(node.meta.get("spec"), "numel"))
     if values > REFERENCE_VALUE_LIMIT:
-        return f"too large: {values / 1e9:.1f} G input and weight values over {n} devices (limit {REFERENCE_VALUE_LIMIT / 1e9:.1f} G)"
-    per_device = [[to_torch_value(t, p.target, shard=d) for t, p in zip(tensors, placeholders)] for d in range(n)]
+        return (f"too large: {values / 1e9:.1f} G input and weight values over {runner.devices} devices "
+                f"(limit {REFERENCE_VALUE_LIMIT / 1e9:.1f} G)")
     with torch.no_grad():
-        ReferenceRunner(traced.graph_module).run_mesh(per_device, shape)
+        runner.run_values(tensors, [p.target for p in placeholders])
     return "ok"
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import builtins
 import functools
 import inspect
+import math
 import operator
 import threading
 from contextlib import contextmanager
@@ -323,6 +324,25 @@ class ReferenceRunner:
             out = type(out)(round_to(o, s.dtype) if isinstance(s, TensorSpec) else o for o, s in zip(out, spec))
         return out
 
+    @property
+    def devices(self) -> int:
+        """How many devices the graph runs on (the mesh it was traced on; 1 without one)."""
+        return math.prod(self.gm.meta.get("mesh_shape") or (1,))
+
+    def run_values(self, values: list, names: list | None = None) -> Any:
+        """run() on the graph's tensor inputs as the caller has them (torch, or ttnn tensors read
+        back or from their captured host values; `names` label them in errors). On a mesh of
+        several devices every device runs on its shard of each input: one output per device."""
+        names = names or ["an input"] * len(values)
+        if self.devices == 1:
+            return self.run([to_torch_value(v, name) for v, name in zip(values, names)])
+        mesh = self.gm.meta["mesh_shape"]
+        if any(isinstance(v, torch.Tensor) for v in values):
+            raise InputError(f"the model runs on a {'x'.join(map(str, mesh))} mesh: give its tensor inputs as ttnn mesh "
+                             f"tensors (each device takes its own shard), not torch tensors")
+        per_device = [[to_torch_value(v, name, shard=d) for v, name in zip(values, names)] for d in range(self.devices)]
+        return self.run_mesh(per_device, mesh)
+
     def run(self, inputs: list) -> Any:
         """The graph's outputs on these inputs, with buffers as a device holds them: a node read
         after a later write to its buffer reads what was written (a fused op spliced past a write
@@ -420,17 +440,7 @@ def run_reference(model_or_fused, *inputs, **kwargs):
             elif isinstance(v, (list, tuple)) and v and all(_is_tensor(x) for x in v):
                 values.extend(v)
         runner = ReferenceRunner(traced.graph_module)
-    mesh = runner.gm.meta.get("mesh_shape") or (1, 1)
-    devices = 1
-    for d in mesh:
-        devices *= d
-    if devices == 1:
-        return runner.run([to_torch_value(v, "an input") for v in values])
-    if any(isinstance(v, torch.Tensor) for v in values):
-        raise InputError(f"the model runs on a {'x'.join(map(str, mesh))} mesh: give its tensor inputs as ttnn mesh "
-                         f"tensors (each device takes its own shard), not torch tensors")
-    per_device = [[to_torch_value(v, "an input", shard=d) for v in values] for d in range(devices)]
-    return runner.run_mesh(per_device, mesh)
+    return runner.run_values(values)
 
 
 def _is_tensor(v) -> bool:

@@ -960,10 +960,13 @@ def trace(model, example_inputs, *, specs: str = "auto", device=None) -> Traced:
                 f"{type(e).__name__}: {e}. Check that each example input has the shape, rank and dtype "
                 f"the model expects") from e
     tracer.create_node("output", "output", (tracer.create_arg(result),), {})
-    if tracer.spec_engine is not None and tracer.spec_engine.store is not None:
-        tracer.spec_engine.store.flush()
+    engine = tracer.spec_engine
+    if engine is not None and engine.store is not None:
+        engine.store.flush()
     # lazy: Python code for the graph is generated on first call or `.code`, not per rewrite round
     gm = _LazyGraphModule(tracer.root, tracer.graph, class_name=f"Traced{model_name.replace('.', '_')}")
+    if engine is not None:
+        gm.meta["mesh_shape"] = tuple(engine.device.shape)  # reference semantics run every device of it
     return Traced(gm, input_names, constants, sig, model_name, variadic)
 
 

@@ -315,3 +315,26 @@ def test_all_to_all_async_generic_sends_chunk_j_to_device_j():
         [{"input_tensor": x, "in_dim": 2, "out_dim": 1, "cluster_axis": 1} for x in xs], (1, 2))
     # device j receives chunk j of every device, joined along in_dim in sender order
     assert out[0].shape == (1, 1, 2, 3) and out[0][0, 0, :, 0].tolist() == [0.0, 1.0]
+
+
+def test_a_mesh_traced_graph_runs_every_device_and_refuses_torch_inputs():
+    import pytest
+    import torch
+    import ttnn
+
+    import fusion
+    from fusion.reference import ReferenceRunner
+    from fusion.trace import trace
+
+    def model(x):
+        return ttnn.all_reduce(ttnn.multiply(x, x), cluster_axis=1)
+
+    traced = trace(model, [fusion.TensorSpec((1, 1, 32, 32))], specs="rules")
+    runner = ReferenceRunner(traced.graph_module)
+    traced.graph_module.meta["mesh_shape"] = (1, 2)  # as trace() records it on a 1x2 mesh
+    assert runner.devices == 2
+    with pytest.raises(fusion.InputError, match="1x2 mesh"):
+        runner.run_values([torch.ones(1, 1, 32, 32)])
+    ones, twos = torch.ones(1, 1, 32, 32), torch.full((1, 1, 32, 32), 2.0)
+    out = runner.run_mesh([[ones], [twos]], (1, 2))
+    assert float(out[0].max()) == float(out[1].min()) == 5.0  # 1*1 + 2*2 on both devices
