@@ -24,6 +24,7 @@ import time
 
 DEFAULT_FORWARD = "deepseek_v3.moe.decode.deepseek_v3_2x4"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_MARK = "trace-layers: "
 
 
 def _fresh_weights(module, device):
@@ -99,10 +100,11 @@ def _child(name: str, layers: int, spec_cache: str) -> dict:
     env.pop("TT_METAL_MOCK_CLUSTER_DESC_PATH", None)
     proc = subprocess.run([sys.executable, "-m", "benchmarks.trace_layers", "--child", "--forward", name,
                            "--layers", str(layers)], capture_output=True, text=True, env=env, cwd=ROOT)
-    lines = proc.stdout.strip().splitlines()
+    # tt-metal may log to stdout after the result (closing the device): find it by its mark
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(_MARK)]
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f"benchmark process failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    return json.loads(lines[-1])
+    return json.loads(lines[-1][len(_MARK):])
 
 
 def main(argv=None) -> int:
@@ -112,7 +114,7 @@ def main(argv=None) -> int:
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        print(json.dumps(measure(args.forward, args.layers)))
+        print(_MARK + json.dumps(measure(args.forward, args.layers)), flush=True)
         return 0
     with tempfile.TemporaryDirectory() as store:
         cold = _child(args.forward, args.layers, "off")

@@ -175,13 +175,19 @@ def check_all(names: list[str] | None = None, jobs: int | None = None) -> list[d
     return [r for group in results for r in group]
 
 
+_RECORD_MARK = "corpus-records: "
+
+
 def _check_in_process(name: str, entry) -> list[dict]:
     cmd = [sys.executable, SELF, "--group", entry.device, ",".join(map(str, entry.mesh_shape)), "--json", name]
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     env.pop("TT_METAL_MOCK_CLUSTER_DESC_PATH", None)  # the child picks its own cluster
+    env.setdefault("TT_LOGGER_LEVEL", "error")
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
+    # tt-metal may log to stdout after the records (closing the device): find them by their mark
+    found = [ln for ln in proc.stdout.splitlines() if ln.startswith(_RECORD_MARK)]
     try:
-        return json.loads(proc.stdout.strip().splitlines()[-1])
+        return json.loads(found[-1][len(_RECORD_MARK):])
     except (json.JSONDecodeError, IndexError):
         tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
         return [{"name": name, "error": f"corpus process failed (exit {proc.returncode}): {tail}"}]
@@ -213,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.group:
         kind, shape = args.group[0], tuple(int(v) for v in args.group[1].split(","))
         records = run_group(args.names, kind, shape)
-        print(json.dumps(records))
+        print(_RECORD_MARK + json.dumps(records), flush=True)
         return 0
     records = check_all(args.names or None)
     if args.json:

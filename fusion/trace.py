@@ -836,7 +836,9 @@ def _ttnn_function_called(tb) -> tuple[str, str] | None:
         code = tb.tb_frame.f_code
         fname = code.co_filename
         if fname.startswith(_TTNN_DIR):
-            if user_loc is not None:
+            # only when the function was handed a traced value: a ttnn helper failing on the
+            # user's own ints (a shape that does not fit) is the model's error, reported as such
+            if user_loc is not None and has_proxy(list(tb.tb_frame.f_locals.values())):
                 module = tb.tb_frame.f_globals.get("__name__", "ttnn")
                 public = "ttnn" if module.startswith("ttnn") else module
                 return f"{public}.{code.co_name}", user_loc

@@ -291,3 +291,13 @@ def test_a_set_of_ttnn_values_is_a_constant_argument():
     update = _calls(traced)[0]
     assert update.kwargs["mesh_coords"].meta["literal"] == coords
     assert "writes" in update.meta  # the cache update is a write the output reads
+
+
+def test_a_ttnn_helper_failing_on_the_models_own_values_is_the_models_error():
+    def model(x):
+        # a Python helper of ttnn given plain ints that do not fit: not a tracing limitation
+        ttnn.create_sharded_memory_config((7, 3), ttnn.CoreGrid(x=8, y=8), ttnn.ShardStrategy.WIDTH)
+        return ttnn.silu(x)
+
+    with pytest.raises(fusion.InputError, match="failed while tracing"):
+        trace(model, [TensorSpec((1, 1, 32, 32))], specs="rules")
