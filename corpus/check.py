@@ -88,6 +88,7 @@ def check_forward(name: str, device: Any) -> dict:
 
     traced_specs = [o.meta.get("spec") if hasattr(o, "meta") else None for o in _flat(outs)]
     record["ops_without_reference"] = _ops_without_reference(graph)
+    record["fusion"] = _fusion(fwd)
     try:
         record["reference"] = _reference(traced, fwd)
     except Exception as e:  # the reason goes in the table; the corpus tests assert on it
@@ -99,6 +100,24 @@ def check_forward(name: str, device: Any) -> dict:
     if not record["output_specs_match"]:
         record["output_specs"] = {"traced": [repr(s) for s in traced_specs], "eager": [repr(s) for s in eager_specs]}
     return record
+
+
+def _fusion(fwd) -> dict:
+    """What the default catalog does to the forward: dispatches after, rewrites and refusals."""
+    from fusion.trace import short_location
+
+    t0 = time.perf_counter()
+    import fusion
+
+    report = fusion.fuse(fwd.model, fwd.example_inputs).report
+    return {
+        "seconds": round(time.perf_counter() - t0, 2),
+        "dispatches_after": report.dispatches_after,
+        "rewrites": [{"pattern": r.kind.pattern, "spelling": r.kind.spelling, "location": short_location(r.location),
+                      "becomes": r.kind.replacement} for r in report.rewrites],
+        "refusals": [{"pattern": f.pattern, "location": short_location(f.location), "reason": f.reason}
+                     for f in report.refusals],
+    }
 
 
 def _ops_without_reference(graph) -> list:

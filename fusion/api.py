@@ -438,13 +438,19 @@ def _one_round(gm, catalog: Catalog, verifier: Verifier, report: FusionReport, s
     last_note = t
     # writes and frees the tracer recorded: a match may not move a read across one
     index = effects.Index(graph) if effects.has_effects(graph) else None
-    for i, c in enumerate(catalog.iter_find(graph, only, streams)):
+    near: list = []  # near misses, reported where no spelling of their pattern matched the anchor
+    anchored: set = set()  # (pattern name, anchor) of every full match, kept or refused
+    for i, c in enumerate(catalog.iter_find(graph, only, streams, near_misses=True)):
         if not i & 255:
             now = time.perf_counter()
             if now - last_note > 2.0:  # long verification (large weights): say where it is
                 logger.info(f"verifying candidate {i + 1} ({c.pattern.name} at {c.location}), "
                             f"{verifier.runs} reference checks run, {verifier.hits} cached")
                 last_note = now
+        if c.near_miss:
+            near.append(c)
+            continue
+        anchored.add((c.pattern.name, c.outputs[0]))
         if index is not None and not c.refusal:
             c.refusal = effects.check(c, index)
         if c.refusal:
@@ -452,7 +458,7 @@ def _one_round(gm, catalog: Catalog, verifier: Verifier, report: FusionReport, s
             continue
         outcome = verifier.verify(c, gm)
         if not outcome.ok:
-            reason = f"verification failed: {outcome.text}"
+            reason = outcome.text if outcome.plain else f"verification failed: {outcome.text}"
             if strict:
                 raise VerificationError(f"{c.pattern.name} at {c.location}: {reason}")
             report.refusals.append(Refusal(c.pattern.name, c.location, reason, c.spelling.name))
@@ -466,6 +472,12 @@ def _one_round(gm, catalog: Catalog, verifier: Verifier, report: FusionReport, s
         viable.append(c)
         matched.update(c.nodes)
         size += len(c.nodes)
+    reported: set = set()
+    for c in near:
+        key = (c.pattern.name, c.outputs[0])
+        if key not in anchored and key not in reported:
+            reported.add(key)
+            report.refusals.append(Refusal(c.pattern.name, c.location, c.refusal, c.spelling.name))
     if len(streams) > 1:
         viable = in_anchor_order(viable)  # the order one walk over the anchors gives
     verified = verifier.seconds - verify_seconds  # reference checks actually run

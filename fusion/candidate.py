@@ -36,6 +36,11 @@ class Candidate:
     placement: str | None = None
     # set once verification passed: the (shared) outcome, which says how
     outcome: Any = None
+    # placement keywords the graph's calls pass where the pattern leaves the default:
+    # {(spelling call index, keyword): value}, passed through to the replacement (fusion/keywords.py)
+    keywords: dict | None = None
+    # the chain matches in structure but differs in literals: refused, saying what differs
+    near_miss: bool = False
 
     @property
     def input_specs(self) -> dict:

@@ -34,6 +34,7 @@ from .candidate import UNKNOWN_LOCATION, Candidate, contiguous
 from .specs import TensorSpec
 
 FALLBACK = object()
+NEAR = object()  # the structure so far matches but a literal differs: maybe a near miss
 NO_CAPTURES = types.MappingProxyType({})  # one read-only empty mapping for every capture-less match
 
 _SIMPLE = (int, float, str, type(None))
@@ -84,7 +85,7 @@ def definitely_differs(p, g) -> bool:
 
 
 def _literal_miss(p, g):
-    return None if definitely_differs(p, g) else FALLBACK
+    return NEAR if definitely_differs(p, g) else FALLBACK
 
 
 @dataclass
@@ -132,8 +133,8 @@ class _Generator:
     def __init__(self, spelling):
         self.s = spelling
         self.lines: list[str] = []
-        self.consts: dict[str, Any] = {"Node": torch.fx.Node, "FALLBACK": FALLBACK, "_pe": plainly_equal,
-                                       "_miss": _literal_miss}
+        self.consts: dict[str, Any] = {"Node": torch.fx.Node, "FALLBACK": FALLBACK, "NEAR": NEAR,
+                                       "_pe": plainly_equal, "_miss": _literal_miss}
         self.bound: dict = {}  # pattern node -> variable holding its graph node
         self.calls_bound: list[str] = []  # variables of graph nodes bound to pattern calls, in order
         self.captured: dict[str, str] = {}  # capture name -> variable
@@ -209,13 +210,13 @@ class _Generator:
             # members are singletons: another member of the same enum is another value
             t = self.const(tp)
             self.emit(f"if {x} is not {k}:")
-            self.emit(f"    if type({x}) is {t}: return None")
+            self.emit(f"    if type({x}) is {t}: return NEAR")
             self.emit(f"    return _miss({k}, {x})")
         elif tp in _SIMPLE:
             t = self.const(tp)
             self.emit(f"if {x} is not {k}:")
             self.emit(f"    if type({x}) is not {t}: return FALLBACK")
-            self.emit(f"    if {x} != {k}: return None")
+            self.emit(f"    if {x} != {k}: return NEAR")
         elif tp is tuple and all(type(e) is int for e in pv):
             # a shape or permutation: compared as a whole, then its items' types (True == 1)
             kt = self.const(tuple(int for _ in pv))
@@ -226,7 +227,7 @@ class _Generator:
             else:
                 self.emit(f"    if type({x}) is not tuple: return _miss({k}, {x})")
                 self.emit(f"    if tuple(map(type, {x})) != {kt}: return _miss({k}, {x})")
-                self.emit(f"    if {x} != {k}: return None  # ints of the same count, another value")
+                self.emit(f"    if {x} != {k}: return NEAR  # ints of the same count, another value")
         else:
             self.emit(f"if {x} is not {k} and not _pe({k}, {x}): return _miss({k}, {x})")
 
@@ -304,7 +305,7 @@ class _Generator:
                 + "\n".join("        " + line for line in tail) + "\n    return out\n")
 
 
-_EXIT = re.compile(r"return (None|FALLBACK|_miss\(\w+, \w+\))(\s*#.*)?$")
+_EXIT = re.compile(r"return (None|FALLBACK|NEAR|_miss\(\w+, \w+\))(\s*#.*)?$")
 
 
 def _as_loop_exit(line: str) -> str:

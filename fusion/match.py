@@ -18,10 +18,10 @@ from typing import Any, Iterable
 
 import torch.fx
 
-from . import ttnn_ops
+from . import keywords, ttnn_ops
 from .candidate import Candidate, contiguous, located
 from .errors import PatternError
-from .compiled_matcher import FALLBACK, _SIMPLE, definitely_differs, plainly_equal
+from .compiled_matcher import FALLBACK, NEAR, _SIMPLE, definitely_differs, plainly_equal
 from .pattern import MatchView, Pattern, Spelling, bind_call
 from .specs import TensorSpec, UnknownSpec
 
@@ -78,11 +78,35 @@ def _same_literal(p, g) -> bool:
 
 
 class _Matcher:
-    def __init__(self, spelling: Spelling):
+    """Binds a spelling's nodes to graph nodes. Keywords follow fusion/keywords.py: a placement
+    keyword the pattern leaves at its default matches any constant (kept in `placement` for the
+    replacement); with `lenient`, a differing literal is noted in `misses` and matching goes on, so
+    a chain that matches in structure is reported as a near miss with what differs."""
+
+    def __init__(self, spelling: Spelling, lenient: bool = False):
         self.s = spelling
         self.env: dict = {}
         self.rev: dict = {}
         self.captures: dict = {}
+        self.placement: dict = {}  # (pattern call node, keyword) -> the graph's value
+        self.lenient = lenient
+        self.misses: list = []  # (pattern call node, parameter, pattern value, graph value)
+
+    def param(self, pn: torch.fx.Node, pnode, name, pv, gv) -> bool:
+        """A literal parameter of a pattern call against the graph call's value."""
+        if gv is pv or self.value(pv, gv, pn.target, name):
+            return True
+        if name is None:
+            return False
+        ok, glit = literal_of(gv)
+        if (ok and name not in pnode.written and keywords.is_placement(pn.target, name)
+                and keywords.placement_means(pn.target, name, glit) is None):
+            self.placement[(pn, name)] = glit
+            return True
+        if self.lenient:
+            self.misses.append((pn, name, pv, glit if ok else gv))
+            return True
+        return False
 
     def node(self, pn: torch.fx.Node, g: Any) -> bool:
         if pn in self.env:
@@ -117,7 +141,7 @@ class _Matcher:
                 gv = gargs[key] if isinstance(key, int) else gkw[key]
                 if gv is pv or plainly_equal(pv, gv):
                     continue
-                if not self.value(pv, gv, pn.target, name):
+                if not self.param(pn, pnode, name, pv, gv):
                     return False
             for key, name, pv in pnode.fast_nodes:
                 if not self.value(pv, gargs[key] if isinstance(key, int) else gkw[key], pn.target, name):
@@ -131,7 +155,7 @@ class _Matcher:
         # literals first: most anchors are rejected by a literal before any recursion
         for k, pv in pnode.literal_params:
             gv = gb[k]
-            if gv is not pv and not self.value(pv, gv, pn.target, k):
+            if gv is not pv and not self.param(pn, pnode, k, pv, gv):
                 return False
         for k, pv in pnode.node_params:
             if not self.value(pv, gb[k], pn.target, k):
@@ -207,17 +231,69 @@ def _spec_problem(n: torch.fx.Node) -> str | None:
 
 
 def _candidate(pattern: Pattern, spelling: Spelling, pindex: int, captures: dict, inputs: dict, outputs: list,
-               calls: list) -> Candidate:
+               calls: list, placement: dict | None = None) -> Candidate:
     """A structural match as a candidate, with its rules checked (calls in graph order)."""
     if len(calls) > 1:
         calls.sort()
     cand = Candidate(pattern, spelling, pindex, captures, inputs, outputs, calls, [], calls[0], calls[-1],
                      located(calls[0]), contiguous(calls))
+    if placement:
+        index = {pn.node: i for i, pn in enumerate(spelling.calls)}
+        cand.keywords = {(index[pn], k): v for (pn, k), v in placement.items()}
     cand.refusal = _rules(cand)
     return cand
 
 
-def _interpret(pattern: Pattern, spelling: Spelling, pindex: int, anchor: torch.fx.Node) -> Candidate | None:
+def _near_miss(pattern: Pattern, spelling: Spelling, pindex: int, anchor: torch.fx.Node) -> Candidate | None:
+    """The chain at `anchor` when it matches the spelling in structure but differs in literals:
+    a candidate refused with what differs, or None (no such chain, or it differs in nothing)."""
+    if sum(1 for pn in spelling.calls if not any(pn.target is c for c in ttnn_ops.VALUE_CONSTRUCTORS)) < 2:
+        return None  # one call that differs is not a chain that almost fused
+    m = _Matcher(spelling, lenient=True)
+    try:
+        ok = m.node(spelling.outputs[0], anchor)
+        for extra in spelling.outputs[1:]:
+            ok = ok and (extra in m.env or _match_extra_output(m, extra))
+    except _NonConstant:
+        return None  # a capture computed at run time: the strict matcher reports it
+    if not ok or not m.misses:
+        return None
+    nodes = []
+    for pn in spelling.calls:
+        g = m.env.get(pn.node)
+        if g is None:
+            if any(pn.target is c for c in ttnn_ops.VALUE_CONSTRUCTORS):
+                continue
+            return None
+        nodes.append(g)
+    nodes.sort()
+    diffs = []
+    for pn, name, pv, gv in m.misses:
+        op = ttnn_ops.op_name(pn.target)
+        diffs.append(f"{op} {name}={_shown(gv)} where the pattern has {_shown(pv)}")
+    cand = Candidate(pattern=pattern, spelling=spelling, pattern_index=pindex, captures=m.captures, inputs={},
+                     outputs=[anchor], nodes=nodes, absorbed=[], first=nodes[0], last=nodes[-1],
+                     location=located(nodes[0]))
+    cand.refusal = "near miss: " + "; ".join(diffs)
+    cand.near_miss = True
+    return cand
+
+
+def _shown(v) -> str:
+    if isinstance(v, torch.fx.Node):
+        return f"the tensor at {v.meta.get('location', '?')}" if "location" in v.meta else "a tensor"
+    return keywords.describe(v)
+
+
+def _interpret(pattern: Pattern, spelling: Spelling, pindex: int, anchor: torch.fx.Node,
+               near_misses: bool = False) -> Candidate | None:
+    c = _interpret_strict(pattern, spelling, pindex, anchor)
+    if c is None and near_misses:
+        return _near_miss(pattern, spelling, pindex, anchor)
+    return c
+
+
+def _interpret_strict(pattern: Pattern, spelling: Spelling, pindex: int, anchor: torch.fx.Node) -> Candidate | None:
     m = _Matcher(spelling)
     try:
         ok = m.node(spelling.outputs[0], anchor)
@@ -247,7 +323,8 @@ def _interpret(pattern: Pattern, spelling: Spelling, pindex: int, anchor: torch.
         if g is None:
             return None
         inputs[name] = g
-    return _candidate(pattern, spelling, pindex, m.captures, inputs, [env[o] for o in spelling.outputs], calls)
+    return _candidate(pattern, spelling, pindex, m.captures, inputs, [env[o] for o in spelling.outputs], calls,
+                      m.placement)
 
 
 def _partial_candidate(pattern, spelling, pindex, m, anchor) -> Candidate:
@@ -305,7 +382,7 @@ def _capture_problem(c: Candidate) -> str | None:
 
 
 def _check(c: Candidate) -> str | None:
-    view = MatchView(c.captures, c.input_specs, c.output_specs)
+    view = MatchView(c.captures, c.input_specs, c.output_specs, _placement_view(c))
     try:
         why = c.pattern.check(view)
     except Exception as e:  # a check that crashes refuses, it never fuses
@@ -316,6 +393,14 @@ def _check(c: Candidate) -> str | None:
     # "True" would both mislead
     raise PatternError(f"pattern {c.pattern.name!r}: check must return None (accept) or a reason string (refuse), "
                        f"got {why!r}")
+
+
+def _placement_view(c: Candidate) -> dict:
+    """{(op name, keyword): value} of the placement keywords the matched calls pass."""
+    if not c.keywords:
+        return {}
+    calls = c.spelling.calls
+    return {(ttnn_ops.op_name(calls[i].target), k): v for (i, k), v in c.keywords.items()}
 
 
 def _anchor_may_match(pnode, g: torch.fx.Node) -> bool:
@@ -351,14 +436,15 @@ class Catalog:
         # by id, for per-node membership tests (the patterns keep the targets alive)
         self.target_ids = frozenset(map(id, self.targets))
 
-    def find(self, graph: torch.fx.Graph, only: set | None = None) -> list[Candidate]:
+    def find(self, graph: torch.fx.Graph, only: set | None = None, near_misses: bool = False) -> list[Candidate]:
         """Candidates anchored anywhere in the graph (or only at the nodes in `only`), in the
         order of their anchors in the graph, then of the catalog."""
         streams: list = []
-        out = list(self.iter_find(graph, only, streams))
+        out = list(self.iter_find(graph, only, streams, near_misses))
         return in_anchor_order(out) if len(streams) > 1 else out
 
-    def iter_find(self, graph: torch.fx.Graph, only: set | None = None, streams: list | None = None):
+    def iter_find(self, graph: torch.fx.Graph, only: set | None = None, streams: list | None = None,
+                  near_misses: bool = False):
         """The candidates of `find`, yielded as they are found (the verifier then reads a match's
         nodes and specs while they are still in the CPU's caches): spelling by spelling, each in
         anchor order. `streams` gets one entry per spelling that yielded something; with more
@@ -373,7 +459,7 @@ class Catalog:
             if not nodes:
                 continue
             for i, p, s in self.index[id(target)]:
-                found = _spelling_candidates(i, p, s, nodes)
+                found = _spelling_candidates(i, p, s, nodes, near_misses)
                 if streams is not None:
                     first = next(found, None)
                     if first is None:
@@ -383,15 +469,18 @@ class Catalog:
                 yield from found  # delegated in C: no Python step per candidate here
 
 
-def _spelling_candidates(i: int, p: Pattern, s: Spelling, nodes: list):
-    """The candidates of one spelling at these anchors (graph order)."""
+def _spelling_candidates(i: int, p: Pattern, s: Spelling, nodes: list, near_misses: bool = True):
+    """The candidates of one spelling at these anchors (graph order); with near_misses, chains that
+    differ from it only in literals too (refused, saying what differs)."""
     fast = s.compiled
     if fast is None:
         for node in nodes:
             if _anchor_may_match(s.anchor, node):
-                c = _interpret(p, s, i, node)
-                if c is not None:
-                    yield c
+                c = _interpret(p, s, i, node, near_misses)
+            else:
+                c = _near_miss(p, s, i, node) if near_misses else None
+            if c is not None:
+                yield c
         return
     # most anchors end in the generated scan: no Python call, and a clean match comes out as its
     # candidate. It scans a chunk at a time so that a match's nodes are still in the CPU's caches
@@ -406,9 +495,14 @@ def _spelling_candidates(i: int, p: Pattern, s: Spelling, nodes: list):
                 continue
             node, found = item
             if found is FALLBACK:
-                c = _interpret(p, s, i, node)
+                c = _interpret(p, s, i, node, near_misses)
                 if c is not None:
                     yield c
+            elif found is NEAR:  # a literal differs: a near miss if the rest matches
+                if near_misses:
+                    c = _near_miss(p, s, i, node)
+                    if c is not None:
+                        yield c
             elif found is not None:  # None: a literal _miss settled on the way
                 calls, inputs, captures, _clean = found
                 yield _candidate(p, s, i, captures, inputs, [node], calls)

@@ -171,6 +171,8 @@ class PNode:
         given = [(i, names[i] if names else None, v) for i, v in enumerate(args)] + [(k, k, v) for k, v in kwargs.items()]
         self.fast_literals = tuple(g for g in given if not _has_node(g[2]))
         self.fast_nodes = tuple(g for g in given if _has_node(g[2]))
+        # the parameters the pattern's call writes: a placement keyword it leaves out matches any value
+        self.written = frozenset(g[1] for g in given if g[1] is not None)
 
 
 @dataclass(eq=False)  # identity: a spelling keys the verifier's cache (and its key keeps it alive)
@@ -367,13 +369,16 @@ def _params(fn: Callable, pname: str) -> list[str]:
 
 
 class MatchView:
-    """What a pattern's `check` sees: captures by name, tensor inputs as specs, `output` spec."""
+    """What a pattern's `check` sees: captures by name, tensor inputs as specs, `output` spec, and
+    `placement`: {(op name, keyword): value} of the placement keywords the matched calls pass
+    beyond the pattern's (fusion/keywords.py), e.g. m.placement.get(("ttnn.rms_norm", "program_config"))."""
 
-    def __init__(self, captures: dict, input_specs: dict, output_specs: list):
+    def __init__(self, captures: dict, input_specs: dict, output_specs: list, placement: dict | None = None):
         self._captures = captures
         self._inputs = input_specs
         self.outputs = output_specs
         self.output = output_specs[0] if output_specs else None
+        self.placement = placement or {}
 
     def __getattr__(self, name):
         if name.startswith("_"):

@@ -21,7 +21,7 @@ import torch
 import torch.fx
 import ttnn
 
-from . import effects, numerics, ttnn_ops
+from . import effects, keywords, numerics, ttnn_ops
 from .match import Candidate
 from .numerics import Measured, Tolerance, pcc  # noqa: F401  (pcc: re-exported for callers)
 from .reference import NoReference, ReferenceRunner, _compute_form, compute_dtype, evaluate, round_to, shared_products
@@ -57,11 +57,24 @@ class Outcome:
     savings: tuple | None = None
     unprofitable: str | None = None
     kind: Any = None  # the report's RewriteKind of the rewrites it allows
+    # a refusal that is not a failed check (a placement the replacement cannot take): reported as is
+    plain: bool = False
 
 
 def build_replacement(c: Candidate, fn=None, call_hook=None) -> Replacement:
     """The candidate's replacement traced on its input specs and captures (`fn` instead of the
-    pattern's replacement, `call_hook` altering its calls: the mutation fuzzer's mutants)."""
+    pattern's replacement, `call_hook` altering its calls: the mutation fuzzer's mutants), with
+    the placement keywords the matched calls pass carried over (fusion/keywords.py; raises
+    PlacementRefused when the replacement cannot take one)."""
+    r = _traced_replacement(c, fn, call_hook)
+    if c.keywords:
+        where = keywords.plan(c.spelling, c.keywords, r.calls, r.outputs, r.description)
+        if where:
+            r = _traced_replacement(c, fn, keywords.hook(where, call_hook))
+    return r
+
+
+def _traced_replacement(c: Candidate, fn, call_hook) -> Replacement:
     graph, root = trace_function(fn or c.pattern.replacement, dict(c.input_specs), dict(c.captures), call_hook=call_hook)
     calls = [n for n in graph.nodes if n.op == "call_function"]
     out = next(n for n in graph.nodes if n.op == "output").args[0]
@@ -187,11 +200,12 @@ class Verifier:
             aliasing = ()
         caps = tuple(sorted((k, _hashable(v)) for k, v in c.captures.items())) if c.captures else ()
         outs = tuple(n.meta.get("spec") for n in outputs)
-        return (c.spelling, specs, aliasing, caps, outs)
+        placed = tuple(sorted((k, repr(v)) for k, v in c.keywords.items())) if c.keywords else ()
+        return (c.spelling, specs, aliasing, caps, outs, placed)
 
     def verify(self, c: Candidate, gm) -> Outcome:
         inputs, outputs = c.inputs, c.outputs
-        if len(inputs) == 1 and len(outputs) == 1 and not c.captures:
+        if len(inputs) == 1 and len(outputs) == 1 and not c.captures and not c.keywords:
             # the common case, looked up without Python-level hashing: by the specs' precomputed
             # hashes, confirmed by the identity of their interned keys; a miss, a hash collision or
             # an equal key that is another object takes the full key below
@@ -229,6 +243,8 @@ class Verifier:
     def _verify(self, c: Candidate, gm, key, build=build_replacement) -> Outcome:
         try:
             r = build(c)
+        except keywords.PlacementRefused as e:
+            return Outcome(False, str(e), plain=True)
         except Exception as e:
             return Outcome(False, f"replacement failed to build: {type(e).__name__}: {e}")
         why = effects.replacement_problem(r.graph)
