@@ -11,7 +11,7 @@ from typing import Any, Iterable
 import torch
 import torch.fx
 
-from . import effects, ttnn_ops
+from . import effects, normalize, ttnn_ops
 from .errors import InputError, VerificationError
 from .log import logger
 from .match import Catalog, in_anchor_order, resolve_overlaps
@@ -350,7 +350,7 @@ def _fuse_traced(traced: Traced, catalog: Catalog, verifier: Verifier, *, strict
         only = _downstream(created, catalog.max_size)
     seen, unique = set(), []
     for f in report.refusals:
-        key = (f.pattern, f.location, f.reason, f.spelling)
+        key = (f.pattern, f.location, f.reason)  # equivalent spellings refuse alike
         if key not in seen:
             seen.add(key)
             unique.append(f)
@@ -511,7 +511,8 @@ def _one_round(gm, catalog: Catalog, verifier: Verifier, report: FusionReport, s
         if feed:  # only such nodes can complete a match in a later round
             created += new
         rewrites.append(Rewrite(outcome.kind, location, len(c.nodes),
-                                {k: _plain(v) for k, v in c.captures.items()} if c.captures else None))
+                                {k: _plain(v) for k, v in c.captures.items() if not k.startswith(normalize.HIDDEN)}
+                                if c.captures else None))
     seconds["rewrite"] = seconds.get("rewrite", 0.0) + time.perf_counter() - t
     return created, removed
 

@@ -373,6 +373,10 @@ def _pattern_rules(c: Candidate) -> str | None:
 
 
 def _capture_problem(c: Candidate) -> str | None:
+    if c.spelling.guard is not None:
+        why = c.spelling.guard(c.nodes)
+        if why:
+            return why
     p = c.pattern
     for name in p.captures:
         why = p.constraint_failure(name, c.captures.get(name))
@@ -485,7 +489,7 @@ def _spelling_candidates(i: int, p: Pattern, s: Spelling, nodes: list, near_miss
     # most anchors end in the generated scan: no Python call, and a clean match comes out as its
     # candidate. It scans a chunk at a time so that a match's nodes are still in the CPU's caches
     # when its candidate is verified
-    own_rules = bool(p.captures) or p.check is not None
+    own_rules = bool(p.captures) or p.check is not None or s.guard is not None
     for start in range(0, len(nodes), _SCAN_CHUNK):
         for item in fast.scan(nodes[start:start + _SCAN_CHUNK], p, s, i):
             if type(item) is Candidate:  # clean: only the pattern's own rules are left

@@ -29,7 +29,7 @@ from typing import Any, Callable, Sequence
 
 import torch.fx
 
-from . import ttnn_ops
+from . import normalize, ttnn_ops
 from .compiled_matcher import compile_spelling
 from .errors import PatternError
 from .trace import SYMBOLIC, trace_function
@@ -189,6 +189,9 @@ class Spelling:
     input_placeholders: tuple = ()  # (name, placeholder) of each tensor input
     tensor_input_names: tuple = ()  # the names of input_placeholders
     compiled: Any = None  # a generated matcher (fusion.compiled_matcher), None when it does not apply
+    # which equivalent spelling of the written one this is (fusion/normalize.py; all 0: as written)
+    choices: tuple = ()
+    guard: Any = None  # guard(matched nodes) -> reason or None, for spellings with hidden constants
 
     @property
     def anchor(self) -> PNode:
@@ -218,14 +221,35 @@ def _uses(value, out: set):
             _uses(v, out)
 
 
-def _compile_spelling(pattern_name: str, fn: Callable, params: list[str], captures: set[str]) -> Spelling:
+def _compile_spellings(pattern_name: str, fn: Callable, params: list[str], captures: set[str]) -> list[Spelling]:
+    """The written spelling and every equivalent one (fusion/normalize.py), each compiled."""
     where = f"pattern {pattern_name!r}, spelling {fn.__name__}"
     tensor_params = {p: None for p in params if p not in captures}
     scalar_params = {p: SYMBOLIC for p in params if p in captures}
+
+    def run(hook):
+        return trace_function(fn, tensor_params, scalar_params, call_hook=hook)
+
     try:
-        graph, root = trace_function(fn, tensor_params, scalar_params)
+        combos = normalize.spellings(run)
     except Exception as e:  # a pattern that does not trace is malformed
         raise PatternError(f"{where}: cannot be traced: {type(e).__name__}: {e}") from e
+    if not combos:
+        raise PatternError(f"{where}: has more than {normalize.MAX_SPELLINGS} equivalent spellings; "
+                           f"split it into smaller patterns")
+    out, seen = [], set()
+    for choices in combos:
+        graph, root = run(normalize.hook(choices))
+        key = normalize.shape_key(graph)
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(_compile_spelling(where, fn, graph, root, params, captures, choices))
+    return out
+
+
+def _compile_spelling(where: str, fn: Callable, graph, root, params: list[str], captures: set[str],
+                      choices: tuple = ()) -> Spelling:
     calls, by_node, outputs = [], {}, []
     for n in graph.nodes:
         if n.op == "call_function":
@@ -259,7 +283,8 @@ def _compile_spelling(pattern_name: str, fn: Callable, params: list[str], captur
     if any(anchor_target is k for k in ttnn_ops.VALUE_CONSTRUCTORS):
         raise PatternError(f"{where}: output must be a ttnn op")
     spelling = Spelling(
-        name=fn.__name__, fn=fn, graph=graph, root=root, calls=calls, by_node=by_node, outputs=outputs,
+        name=fn.__name__, fn=normalize.spelled(fn, choices), graph=graph, root=root, calls=calls, by_node=by_node,
+        outputs=outputs, choices=tuple(choices), guard=normalize.guard(graph),
         tensor_inputs=[p for p in params if p not in captures], captures=[p for p in params if p in captures],
         input_placeholders=tuple((n.target, n) for n in graph.nodes
                                  if n.op == "placeholder" and n.meta.get("role") == "tensor"),
@@ -335,7 +360,7 @@ class Pattern:
         self.check = check
         self.exact = exact
         self.replacement = replacement
-        self.spellings = [_compile_spelling(name, f, params, set(captures)) for f in fns]
+        self.spellings = [s for f in fns for s in _compile_spellings(name, f, params, set(captures))]
         self.tensor_inputs = [p for p in params if p not in captures]
 
     def __repr__(self) -> str:

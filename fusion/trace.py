@@ -245,6 +245,9 @@ def _tensor_proxy(v) -> bool:
     return isinstance(v, Proxy) and not v.node.meta.get("python_value")
 
 
+_AS_TTNN_REFLECTS = {"add": ttnn.add, "mul": ttnn.multiply, **({"truediv": ttnn.rdiv} if hasattr(ttnn, "rdiv") else {})}
+
+
 def _make_dunder(name: str, op, reflected: bool):
     python_op = getattr(operator, name)
 
@@ -253,6 +256,9 @@ def _make_dunder(name: str, op, reflected: bool):
         # `shape[-1] * shape[-2]` stays Python arithmetic; anything with a tensor is a ttnn op
         tensor = _tensor_proxy(self) or _tensor_proxy(other)
         target = op if tensor else python_op
+        if tensor and reflected and name in _AS_TTNN_REFLECTS:
+            # what ttnn.Tensor's reflected operators call: `2 * x` is multiply(x, 2), `2 / x` is rdiv(x, 2)
+            target, args = _AS_TTNN_REFLECTS[name], (self, other)
         if target is None:
             loc, _ = user_location(2)
             raise TraceError(f"`{name}` of a ttnn tensor is not a ttnn op", loc)

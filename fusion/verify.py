@@ -21,7 +21,7 @@ import torch
 import torch.fx
 import ttnn
 
-from . import effects, keywords, numerics, ttnn_ops
+from . import effects, keywords, normalize, numerics, ttnn_ops
 from .match import Candidate
 from .numerics import Measured, Tolerance, pcc  # noqa: F401  (pcc: re-exported for callers)
 from .reference import NoReference, ReferenceRunner, _compute_form, compute_dtype, evaluate, round_to, shared_products
@@ -75,7 +75,8 @@ def build_replacement(c: Candidate, fn=None, call_hook=None) -> Replacement:
 
 
 def _traced_replacement(c: Candidate, fn, call_hook) -> Replacement:
-    graph, root = trace_function(fn or c.pattern.replacement, dict(c.input_specs), dict(c.captures), call_hook=call_hook)
+    captures = {k: v for k, v in c.captures.items() if not k.startswith(normalize.HIDDEN)}
+    graph, root = trace_function(fn or c.pattern.replacement, dict(c.input_specs), captures, call_hook=call_hook)
     calls = [n for n in graph.nodes if n.op == "call_function"]
     out = next(n for n in graph.nodes if n.op == "output").args[0]
     outs = list(out) if isinstance(out, (tuple, list)) else [out]

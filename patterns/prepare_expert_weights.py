@@ -108,13 +108,6 @@ def bcast_chain(x, experts, mc):
     return ttnn.multiply(experts, w, memory_config=mc)
 
 
-def bcast_chain_commuted(x, experts, mc):
-    w = ttnn.to_layout(x, ttnn.ROW_MAJOR_LAYOUT)
-    w = ttnn.permute(w, (3, 1, 2, 0))
-    w = ttnn.to_layout(w, ttnn.TILE_LAYOUT)
-    return ttnn.multiply(w, experts, memory_config=mc)
-
-
 def _weights(x, experts):
     k, h = x.shape[-1], experts.shape[-1]
     variant, _ = _variant(math.prod(list(x.shape)[:-1]), k, h, x.memory_config())
@@ -123,10 +116,6 @@ def _weights(x, experts):
 
 def bcast_fused(x, experts, mc):
     return ttnn.multiply(experts, _weights(x, experts), memory_config=mc)
-
-
-def bcast_fused_commuted(x, experts, mc):
-    return ttnn.multiply(_weights(x, experts), experts, memory_config=mc)
 
 
 def _bcast_check(m):
@@ -147,7 +136,4 @@ _MC = {"mc": lambda v: v is None or isinstance(v, ttnn.MemoryConfig)}
 
 BCAST = Pattern("prepare_expert_weights", bcast_chain, bcast_fused, captures=_MC, check=_bcast_check, example=_bcast_example,
                 becomes="PrepareExpertWeights micro-op + multiply without broadcast")
-BCAST_COMMUTED = Pattern("prepare_expert_weights", bcast_chain_commuted, bcast_fused_commuted, captures=_MC,
-                         check=_bcast_check, example=_bcast_example, becomes="PrepareExpertWeights micro-op + multiply without broadcast")
-
-PATTERNS = [SEED, BCAST, BCAST_COMMUTED]
+PATTERNS = [SEED, BCAST]

@@ -17,10 +17,6 @@ def add_norm(x, residual, gamma, eps):
     return ttnn.rms_norm(ttnn.add(x, residual), weight=gamma, epsilon=eps)
 
 
-def add_norm_commuted(x, residual, gamma, eps):
-    return ttnn.rms_norm(ttnn.add(residual, x), weight=gamma, epsilon=eps)
-
-
 def fused(x, residual, gamma, eps):
     return ttnn.rms_norm(x, residual_input_tensor=residual, weight=gamma, epsilon=eps)
 
@@ -45,11 +41,6 @@ declare_fused_op(residual_rms_norm, golden=residual_rms_norm.golden, dispatches=
 
 def add_norm_keep(x, residual, gamma, eps):
     s = ttnn.add(x, residual)
-    return ttnn.rms_norm(s, weight=gamma, epsilon=eps), s
-
-
-def add_norm_keep_commuted(x, residual, gamma, eps):
-    s = ttnn.add(residual, x)
     return ttnn.rms_norm(s, weight=gamma, epsilon=eps), s
 
 
@@ -80,9 +71,9 @@ def _example_keep(rng):
 
 PATTERNS = [
     # the sum-keeping form first: with the sum used again it is the one that can apply
-    Pattern("residual_rmsnorm", [add_norm_keep, add_norm_keep_commuted], fused_keep,
+    Pattern("residual_rmsnorm", add_norm_keep, fused_keep,
             captures={"eps": FloatIn(0.0, 1e-2)}, check=_check_keep, example=_example_keep,
             becomes="ResidualRMSNorm micro-op (sum and norm in one program)"),
-    Pattern("residual_rmsnorm", [add_norm, add_norm_commuted], fused, captures={"eps": FloatIn(0.0, 1e-2)},
+    Pattern("residual_rmsnorm", add_norm, fused, captures={"eps": FloatIn(0.0, 1e-2)},
             check=_check, example=_example, becomes="ttnn.rms_norm(x, residual_input_tensor=residual)"),
 ]

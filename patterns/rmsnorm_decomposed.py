@@ -2,33 +2,19 @@
 
     x * rsqrt(mean(x^2, dim=-1, keepdim=True) + eps) * gamma
 
-in its common orderings: x^2 as pow(x, 2), x * x or square(x); x * r or r * x; gamma first
-or last. eps must be a constant in (0, 1e-2]; the reduction must be over the last dim.
+Written once; the matcher also finds every equivalent spelling (fusion/normalize.py): x^2 as
+square(x), pow(x, 2) or x * x; the mean as sum * (1/N) or sum / N; rsqrt as reciprocal(sqrt);
+either operand order of each multiply. eps must be a constant in [1e-12, 1e-2]; the reduction
+must be over the last dim.
 """
-import itertools
-
 import ttnn
 
 from fusion import FloatIn, OneOf, Pattern, TensorSpec
 
-_SQUARES = {
-    "pow": lambda x: ttnn.pow(x, 2),
-    "mul": lambda x: ttnn.multiply(x, x),
-    "square": lambda x: ttnn.square(x),
-}
 
-
-def _spelling(square_name, x_first, gamma_last):
-    sq = _SQUARES[square_name]
-
-    def unfused(x, gamma, eps, dim):
-        ms = ttnn.mean(sq(x), dim=dim, keepdim=True)
-        r = ttnn.rsqrt(ttnn.add(ms, eps))
-        y = ttnn.multiply(x, r) if x_first else ttnn.multiply(r, x)
-        return ttnn.multiply(y, gamma) if gamma_last else ttnn.multiply(gamma, y)
-
-    unfused.__name__ = f"rms_{square_name}_{'xr' if x_first else 'rx'}_{'yg' if gamma_last else 'gy'}"
-    return unfused
+def rms(x, gamma, eps, dim):
+    ms = ttnn.mean(ttnn.square(x), dim=dim, keepdim=True)
+    return ttnn.multiply(ttnn.multiply(x, ttnn.rsqrt(ttnn.add(ms, eps))), gamma)
 
 
 def fused(x, gamma, eps, dim):
@@ -53,8 +39,6 @@ def _example(rng):
 
 
 PATTERNS = [
-    Pattern("rmsnorm_decomposed",
-            [_spelling(s, xf, gl) for s, xf, gl in itertools.product(_SQUARES, (True, False), (True, False))],
-            fused, captures={"eps": FloatIn(1e-12, 1e-2), "dim": OneOf((-1, 1, 2, 3))}, check=_check, example=_example,
-            becomes="ttnn.rms_norm(x, weight=gamma, epsilon=eps)"),
+    Pattern("rmsnorm_decomposed", rms, fused, captures={"eps": FloatIn(1e-12, 1e-2), "dim": OneOf((-1, 1, 2, 3))},
+            check=_check, example=_example, becomes="ttnn.rms_norm(x, weight=gamma, epsilon=eps)"),
 ]

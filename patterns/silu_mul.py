@@ -15,10 +15,6 @@ def silu_mul(a, b, mc):
     return ttnn.multiply(ttnn.silu(a), b, memory_config=mc)
 
 
-def silu_mul_commuted(a, b, mc):
-    return ttnn.multiply(b, ttnn.silu(a), memory_config=mc)
-
-
 def fused(a, b, mc):
     return ttnn.multiply(a, b, input_tensor_a_activations=[ttnn.UnaryWithParam(SILU)], memory_config=mc)
 
@@ -39,7 +35,7 @@ def _example(rng):
 
 
 PATTERNS = [
-    Pattern("silu_mul", [silu_mul, silu_mul_commuted], fused, example=_example,
+    Pattern("silu_mul", silu_mul, fused, example=_example,
             captures={"mc": lambda v: v is None or isinstance(v, ttnn.MemoryConfig)}, check=_check,
             becomes="ttnn.multiply(a, b, input_tensor_a_activations=[SILU])"),
 ]

@@ -141,7 +141,39 @@ def test_rmsnorm_decomposed_fuses(square, order):
     assert node.target is ttnn.rms_norm and node.kwargs["epsilon"] == 1e-6
 
 
-@pytest.mark.parametrize("case", ["dim0", "big_eps", "sqrt_div", "no_keepdim", "gamma_shape", "r_escapes", "cube"])
+@pytest.mark.parametrize("mean", ["mean", "sum_times_inverse", "sum_over_n", "python_operators"])
+@pytest.mark.parametrize("rsqrt", ["rsqrt", "reciprocal_sqrt"])
+def test_rmsnorm_decomposed_matches_every_equivalent_spelling(mean, rsqrt):
+    # one written spelling; the normaliser derives these (fusion/normalize.py)
+    w = S.shape[-1]
+
+    def model(x, g):
+        if mean == "python_operators":  # as a PyTorch-first author writes it
+            ms = ttnn.sum(x * x, dim=-1, keepdim=True) / w
+            r = ttnn.rsqrt(ms + 1e-6) if rsqrt == "rsqrt" else ttnn.reciprocal(ttnn.sqrt(ms + 1e-6))
+            return g * (x * r)
+        sq = ttnn.square(x)
+        ms = {"mean": lambda: ttnn.mean(sq, dim=-1, keepdim=True),
+              "sum_times_inverse": lambda: ttnn.multiply(ttnn.sum(sq, dim=-1, keepdim=True), 1.0 / w),
+              "sum_over_n": lambda: ttnn.divide(ttnn.sum(sq, dim=-1, keepdim=True), w)}[mean]()
+        ms = ttnn.add(ms, 1e-6)
+        r = ttnn.rsqrt(ms) if rsqrt == "rsqrt" else ttnn.reciprocal(ttnn.sqrt(ms))
+        return ttnn.multiply(ttnn.multiply(x, r), g)
+
+    f, fused, _ = fused_patterns(model, [S, G], ["rmsnorm_decomposed"])
+    assert fused == ["rmsnorm_decomposed"] and agrees(model, f, [S, G], 0.9999)
+
+
+def test_a_sum_scaled_by_another_count_is_not_a_mean():
+    def model(x, g):
+        ms = ttnn.divide(ttnn.sum(ttnn.square(x), dim=-1, keepdim=True), S.shape[-1] // 2)
+        return ttnn.multiply(ttnn.multiply(x, ttnn.rsqrt(ttnn.add(ms, 1e-6))), g)
+
+    _, fused, refused = fused_patterns(model, [S, G], ["rmsnorm_decomposed"])
+    assert fused == [] and any("not their mean" in r for r in refused)
+
+
+@pytest.mark.parametrize("case", ["dim0", "big_eps", "no_keepdim", "gamma_shape", "r_escapes", "cube"])
 def test_rmsnorm_decomposed_near_misses(case):
     def model(x, g):
         sq = ttnn.pow(x, 3 if case == "cube" else 2)
