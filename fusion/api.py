@@ -463,6 +463,11 @@ def _one_round(gm, catalog: Catalog, verifier: Verifier, report: FusionReport, s
                 raise VerificationError(f"{c.pattern.name} at {c.location}: {reason}")
             report.refusals.append(Refusal(c.pattern.name, c.location, reason, c.spelling.name))
             continue
+        if any(o.op == "placeholder" for o in outcome.replacement.outputs):  # the chain removed
+            why = effects.identity_problem(c, outcome.replacement.outputs, index)
+            if why:
+                report.refusals.append(Refusal(c.pattern.name, c.location, why, c.spelling.name))
+                continue
         if outcome.savings is None:
             _judge(c, outcome)
         if outcome.unprofitable:
@@ -489,6 +494,8 @@ def _one_round(gm, catalog: Catalog, verifier: Verifier, report: FusionReport, s
     for c, winner in lost:
         if c.pattern is winner.pattern and set(c.nodes) == set(winner.nodes):
             continue  # the same match found from another anchor (outputs in the other order)
+        if c.pattern.name == winner.pattern.name == "movement_chain":
+            continue  # a longer chain collapsing pair by pair: the next round sees what is left
         report.refusals.append(Refusal(
             c.pattern.name, c.location,
             f"overlaps {winner.pattern.name} at {winner.location}, which was kept (larger or earlier match)",

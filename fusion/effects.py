@@ -202,3 +202,24 @@ def replacement_problem(graph: torch.fx.Graph) -> str | None:
                 name = src.target if src.op == "placeholder" else src.name
                 return f"the replacement {what} {name} ({ttnn_ops.op_name(n.target)}), which the original leaves alone"
     return None
+
+
+def identity_problem(c, r_outputs: list, index: "Index | None") -> str | None:
+    """Why a replacement that returns its input itself (a chain removed) may not stand: the chain
+    gave its output a buffer of its own, and a later write or free of the input or of the output
+    would now reach both."""
+    for out, rout in zip(c.outputs, r_outputs):
+        if getattr(rout, "op", None) != "placeholder":
+            continue
+        if index is None:
+            continue
+        src = c.inputs[rout.target]
+        for buf in (buffer_of(src), buffer_of(out)):
+            later = [k for k in index.killers.get(buf, ()) if k > c.first]
+            if later:
+                k = later[0]
+                what = "frees" if k.meta.get("writes") is None else "writes"
+                return (f"{ttnn_ops.op_name(k.target)} at {k.meta.get('location', '?')} {what} the chain's "
+                        f"{'input' if buf is buffer_of(src) else 'output'}: without the chain its input and output "
+                        f"would be one buffer")
+    return None

@@ -70,6 +70,14 @@ def is_placement(target: Any, keyword: str) -> bool:
     return kind(target, keyword) == PLACEMENT
 
 
+def carried(target: Any, keyword: str, carry_meaning: bool = False) -> bool:
+    """Whether a keyword a pattern leaves at its default matches any constant (to be passed through
+    to the replacement): placements always; meanings too in a pattern that re-emits the matched op
+    with all its keywords (Pattern(carry=True): a reshard folded into its producer)."""
+    k = kind(target, keyword)
+    return k == PLACEMENT or (carry_meaning and k == MEANING)
+
+
 def placement_means(target: Any, keyword: str, value: Any) -> str | None:
     """The meaning a placement value carries, or None: a matmul program config with a fused
     activation computes the activation too."""
@@ -128,7 +136,11 @@ def plan(spelling, placement: dict, calls: list, outputs: list, description: str
     writes is dropped (dtype too: it only rounds, and verification measures the difference);
     anything else raises PlacementRefused with the keyword and value."""
     out: dict = {}
-    for (ci, kw), value in sorted(placement.items(), key=lambda kv: (kv[0][0], kv[0][1])):
+    def order(item):  # outputs last: where an intermediate and an output place one call, the output's value wins
+        (ci, kw), _v = item
+        return (spelling.calls[ci].node in spelling.outputs, ci, kw)
+
+    for (ci, kw), value in sorted(placement.items(), key=order):
         pn = spelling.calls[ci].node
         op = ttnn_ops.op_name(pn.target)
         target = None
@@ -140,13 +152,17 @@ def plan(spelling, placement: dict, calls: list, outputs: list, description: str
             same = [n for n in calls if n.target is pn.target]
             if len(same) == 1:
                 target = same[0]
+        placed = kind(pn.target, kw) == PLACEMENT
+        intermediate = pn not in spelling.outputs
         if target is None:
-            if pn not in spelling.outputs and (kw in _DROPPABLE or kw == "dtype"):
+            if intermediate and placed and (kw in _DROPPABLE or kw == "dtype"):
                 continue
             raise PlacementRefused(f"{op} passes {kw}={describe(value)}, which the fused op ({description}) "
                                    f"cannot take")
         given = target.kwargs.get(kw)
-        if given is not None and given != value and repr(given) != repr(value):
+        if given is not None and given is not value and repr(given) != repr(value):
+            if intermediate and placed and kw in _DROPPABLE:
+                continue  # the fused op places the value itself (a reshard folded into its producer)
             raise PlacementRefused(f"{op} passes {kw}={describe(value)}, but the fused op sets "
                                    f"{kw}={describe(given)}")
         nth = sum(1 for n in calls[:calls.index(target)] if n.target is target.target)

@@ -99,7 +99,7 @@ class _Matcher:
         if name is None:
             return False
         ok, glit = literal_of(gv)
-        if (ok and name not in pnode.written and keywords.is_placement(pn.target, name)
+        if (ok and name not in pnode.written and keywords.carried(pn.target, name, self.s.carry)
                 and keywords.placement_means(pn.target, name, glit) is None):
             self.placement[(pn, name)] = glit
             return True

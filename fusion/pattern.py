@@ -192,6 +192,7 @@ class Spelling:
     # which equivalent spelling of the written one this is (fusion/normalize.py; all 0: as written)
     choices: tuple = ()
     guard: Any = None  # guard(matched nodes) -> reason or None, for spellings with hidden constants
+    carry: bool = False  # the pattern's carry: meaning keywords it leaves out pass through too
 
     @property
     def anchor(self) -> PNode:
@@ -221,7 +222,8 @@ def _uses(value, out: set):
             _uses(v, out)
 
 
-def _compile_spellings(pattern_name: str, fn: Callable, params: list[str], captures: set[str]) -> list[Spelling]:
+def _compile_spellings(pattern_name: str, fn: Callable, params: list[str], captures: set[str],
+                       equivalents: bool = True) -> list[Spelling]:
     """The written spelling and every equivalent one (fusion/normalize.py), each compiled."""
     where = f"pattern {pattern_name!r}, spelling {fn.__name__}"
     tensor_params = {p: None for p in params if p not in captures}
@@ -231,7 +233,7 @@ def _compile_spellings(pattern_name: str, fn: Callable, params: list[str], captu
         return trace_function(fn, tensor_params, scalar_params, call_hook=hook)
 
     try:
-        combos = normalize.spellings(run)
+        combos = normalize.spellings(run) if equivalents else [()]
     except Exception as e:  # a pattern that does not trace is malformed
         raise PatternError(f"{where}: cannot be traced: {type(e).__name__}: {e}") from e
     if not combos:
@@ -319,6 +321,7 @@ class Pattern:
         description: str = "",
         becomes: str = "",
         example: Callable | None = None,
+        carry: bool = False,
     ):
         if not isinstance(name, str) or not name:
             raise PatternError("a pattern needs a non-empty name")
@@ -360,7 +363,14 @@ class Pattern:
         self.check = check
         self.exact = exact
         self.replacement = replacement
-        self.spellings = [s for f in fns for s in _compile_spellings(name, f, params, set(captures))]
+        # carry=True: the replacement re-emits the matched ops, so every keyword of theirs the
+        # pattern leaves out (meanings too, e.g. a producer's activation) passes through to the
+        # replacement call of the same op; without a same op to take it, the rewrite is refused
+        self.carry = carry
+        # (a pattern that re-emits the matched ops is not re-spelled: the replacement would re-spell the user's op)
+        self.spellings = [s for f in fns for s in _compile_spellings(name, f, params, set(captures), not carry)]
+        for s in self.spellings:
+            s.carry = carry
         self.tensor_inputs = [p for p in params if p not in captures]
 
     def __repr__(self) -> str:

@@ -164,7 +164,9 @@ def _run_replacement(r: Replacement, inputs: dict, compute) -> list:
         elif n.op == "output":
             out = n.args[0]
             outs = list(out) if isinstance(out, (tuple, list)) else [out]
-            return [lookup(o) if isinstance(o, torch.fx.Node) else o for o in outs]
+            # an input returned as it is (a chain removed) is stored as its dtype, like any result
+            return [(round_to(lookup(o), o.meta["spec"].dtype) if o.op == "placeholder" else lookup(o))
+                    if isinstance(o, torch.fx.Node) else o for o in outs]
     return []
 
 

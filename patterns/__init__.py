@@ -1,6 +1,6 @@
 """The built-in catalog. Each module holds the unfused code it matches and its replacement."""
-from . import (matmul_activation, prepare_expert_weights, residual_rmsnorm, rmsnorm_decomposed, rmsnorm_matmul,
-               silu_mul)
+from . import (bias_add, matmul_activation, movement, prepare_expert_weights, reshard, residual_rmsnorm,
+               rmsnorm_decomposed, rmsnorm_matmul, silu_mul)
 
 # priority order: on equal size and position, earlier wins
 CATALOG = [
@@ -10,4 +10,7 @@ CATALOG = [
     *residual_rmsnorm.PATTERNS,
     *matmul_activation.PATTERNS,
     *silu_mul.PATTERNS,
+    *bias_add.PATTERNS,
+    *reshard.PATTERNS,
+    *movement.PATTERNS,
 ]

@@ -1,0 +1,136 @@
+"""Two data-movement ops in a row -> the one op (or none) that moves the data the same way.
+
+    x = ttnn.to_layout(x, ttnn.ROW_MAJOR_LAYOUT)     x = ttnn.reshape(x, (1, 1, 32, 4096))
+    x = ttnn.to_layout(x, ttnn.TILE_LAYOUT)          x = ttnn.reshape(x, (32, 4096))
+
+Each pair of reshape / permute / repeat / to_layout is compared by its index map
+(fusion/index_maps.py): a round trip becomes nothing, a permute and its inverse nothing, two
+reshapes one. Rewrite rounds repeat, so a longer chain collapses pair by pair. A lone reshape to
+the shape it already has is removed too. Removing a chain altogether is refused where its input
+or output is written or freed later (the two would become one buffer). Lossless typecast pairs
+(bfloat16 -> float32 -> bfloat16, ...) are removed as well. Checked bit-exactly.
+"""
+import ttnn
+
+from fusion import AnyValue, Pattern, TensorSpec
+from fusion.index_maps import chain_map, simplest
+
+_MOVES = (ttnn.reshape, ttnn.permute, ttnn.repeat, ttnn.to_layout)
+
+
+def _chain(op1, op2):
+    def chain(x, a, b):
+        return op2(op1(x, a), b)
+
+    chain.__name__ = f"{op1.python_fully_qualified_name.split('.')[-1]}_then_{op2.python_fully_qualified_name.split('.')[-1]}"
+    return chain
+
+
+def _emit(x, calls, layout):
+    """The simplest calls for the chain on x, then the chain's final layout when it differs."""
+    for op, args in calls:
+        x = op(x, *args)
+    if x.layout != layout:
+        x = ttnn.to_layout(x, layout)
+    return x
+
+
+def _fused_for(op1, op2):
+    def fused(x, a, b):
+        calls = [(op1, (a,), {}), (op2, (b,), {})]
+        target = chain_map(tuple(x.shape), calls)
+        best = simplest(tuple(x.shape), target)
+        if best is None:
+            raise ValueError("no single op moves the data as the chain does")
+        layout = next((args[0] for op, args, _ in reversed(calls) if op is ttnn.to_layout), x.layout)
+        return _emit(x, best, layout)
+
+    return fused
+
+
+def _check_for(op1, op2):
+    def check(m):
+        calls = [(op1, (m.a,), {}), (op2, (m.b,), {})]
+        try:
+            target = chain_map(tuple(m.x.shape), calls)
+        except (RuntimeError, ValueError, TypeError, IndexError) as e:
+            return f"the chain's index map cannot be computed: {e}"
+        best = simplest(tuple(m.x.shape), target) if target is not None else None
+        if best is None:
+            return "no single reshape, permute or repeat moves the data as the chain does"
+        layout = next((args[0] for op, args, _ in reversed(calls) if op is ttnn.to_layout), m.x.layout)
+        if len(best) + (layout != m.x.layout) >= 2:
+            return "the simplest equivalent is as long as the chain"
+        return None
+
+    return check
+
+
+def _example_for(op1, op2):
+    values = {ttnn.reshape: lambda s: (1, s[2], s[3]), ttnn.permute: lambda s: (0, 1, 3, 2),
+              ttnn.repeat: lambda s: (1, 1, 1, 1), ttnn.to_layout: lambda s: ttnn.ROW_MAJOR_LAYOUT}
+
+    def example(rng):
+        shape = (1, 1, rng.choice([32, 64]), rng.choice([32, 64]))
+        a = values[op1](shape)
+        mid = chain_map(shape, [(op1, (a,), {})]).shape
+        inverse = {ttnn.reshape: tuple(shape), ttnn.permute: (0, 1, 3, 2), ttnn.repeat: (1,) * len(mid),
+                   ttnn.to_layout: ttnn.TILE_LAYOUT}
+        b = inverse[op2] if op2 is not ttnn.permute or len(mid) == 4 else tuple(range(len(mid)))
+        return {"x": TensorSpec(shape)}, {"a": a, "b": b}
+
+    return example
+
+
+def _pair(op1, op2):
+    return Pattern("movement_chain", _chain(op1, op2), _fused_for(op1, op2), captures={"a": AnyValue(), "b": AnyValue()},
+                   check=_check_for(op1, op2), exact=True,
+                   example=_example_for(op1, op2),
+                   becomes="one reshape / permute / repeat, or nothing")
+
+
+def same_shape_reshape(x, shape):
+    return ttnn.reshape(x, shape)
+
+
+def _identity(x):
+    return x
+
+
+def _check_same_shape(m):
+    if tuple(m.x.shape) != tuple(int(d) for d in m.output.shape):
+        return "the reshape changes the shape"
+    if m.output != m.x:
+        return "the reshape changes the placement or layout"
+    return None
+
+
+_LOSSLESS = {(ttnn.bfloat16, ttnn.float32), (ttnn.uint16, ttnn.uint32), (ttnn.uint16, ttnn.int32)}
+
+
+def typecast_round_trip(x, wide, back):
+    return ttnn.typecast(ttnn.typecast(x, wide), back)
+
+
+def typecast_removed(x, wide, back):
+    return _identity(x)
+
+
+def _check_typecast(m):
+    if m.back != m.x.dtype:
+        return f"the second typecast gives {m.back}, not the input's {m.x.dtype}"
+    if (m.x.dtype, m.wide) not in _LOSSLESS:
+        return f"{m.x.dtype} -> {m.wide} is not lossless: the round trip rounds"
+    if m.output != m.x:
+        return "the round trip changes the placement"
+    return None
+
+
+PATTERNS = [
+    *(_pair(a, b) for a in _MOVES for b in _MOVES),
+    Pattern("movement_chain", same_shape_reshape, lambda x, shape: _identity(x), captures={"shape": AnyValue()},
+            check=_check_same_shape, exact=True, becomes="nothing (the reshape keeps the shape)"),
+    Pattern("movement_chain", typecast_round_trip, typecast_removed,
+            captures={"wide": AnyValue(), "back": AnyValue()}, check=_check_typecast, exact=True,
+            becomes="nothing (a lossless typecast round trip)"),
+]
