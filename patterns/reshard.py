@@ -47,6 +47,10 @@ def _normed(op):
 
 
 def _check(m):
+    dtype = m.placement.get(("ttnn.to_memory_config", "dtype"))
+    if dtype is not None:
+        return (f"the reshard also converts to {dtype}: the producer would compute in {dtype} instead of converting "
+                f"its rounded result")
     if m.mc.is_sharded() and m.output.layout != ttnn.TILE_LAYOUT:
         return "a sharded row-major result: ttnn's producers write sharded outputs in TILE layout only"
     return None

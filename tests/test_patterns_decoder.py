@@ -38,10 +38,19 @@ def test_silu_mul_fuses(spell):
     assert node.target is ttnn.multiply and node.kwargs["input_tensor_a_activations"]
 
 
-@pytest.mark.parametrize("case", ["gelu", "escape", "broadcast", "silu_kwarg", "add", "dtype"])
+def test_silu_mul_drops_the_placement_of_the_silu_it_no_longer_writes():
+    # memory_config is a placement (fusion/keywords.py): the silu's result is never written
+    def model(a, b):
+        return ttnn.multiply(ttnn.silu(a, memory_config=ttnn.L1_MEMORY_CONFIG), b)
+
+    f, fused, _ = fused_patterns(model, [S, S], ["silu_mul"])
+    assert fused == ["silu_mul"] and agrees(model, f, [S, S])
+
+
+@pytest.mark.parametrize("case", ["gelu", "escape", "broadcast", "add", "dtype"])
 def test_silu_mul_near_misses(case):
     def model(a, b):
-        s = ttnn.gelu(a) if case == "gelu" else ttnn.silu(a, memory_config=ttnn.L1_MEMORY_CONFIG) if case == "silu_kwarg" else ttnn.silu(a)
+        s = ttnn.gelu(a) if case == "gelu" else ttnn.silu(a)
         out = ttnn.add(s, b) if case == "add" else ttnn.multiply(s, b)
         return (out, s) if case == "escape" else out
 

@@ -1,0 +1,207 @@
+"""Real code's spellings: the keyword policy, near-miss reports, and the fusions real models need
+(bias adds, reshards, data-movement chains), each with near misses that must not fuse."""
+import pytest
+import torch
+import ttnn
+
+import fusion
+from fusion import TensorSpec, keywords
+from fusion.verify import pcc
+
+X = TensorSpec((1, 1, 32, 256))
+W = TensorSpec((256, 512))
+B = TensorSpec((1, 512))
+G = TensorSpec((1, 1, 1, 256))
+HIFI2 = ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi2, fp32_dest_acc_en=True)
+
+
+def run(model, inputs, names=None):
+    f = fusion.fuse(model, inputs, patterns=names)
+    return f, [r.pattern for r in f.report.rewrites], [r.reason for r in f.report.refusals]
+
+
+def agrees(model, fused, inputs):
+    g = torch.Generator().manual_seed(5)
+    xs = [torch.randn(s.shape, generator=g) for s in inputs]
+    return pcc(fusion.run_reference(model, *xs), fusion.run_reference(fused, *xs)) >= 0.999
+
+
+def calls(f):
+    return [n for n in f.graph_module.graph.nodes if n.op == "call_function"]
+
+
+def kwarg(node, name):
+    """A call's keyword as written (configs are graph constants)."""
+    v = node.kwargs[name]
+    return v.meta["literal"] if hasattr(v, "meta") and "literal" in v.meta else v
+
+
+# --- the keyword policy ----------------------------------------------------------------------
+
+
+def test_every_keyword_of_every_catalog_op_is_classified():
+    targets = {c.target for p in fusion.default_patterns() for s in p.spellings for c in s.calls
+               if keywords.ttnn_ops.is_ttnn_op(c.target)}
+    table = keywords.table(targets)
+    assert table["ttnn.rms_norm"]["epsilon"] == keywords.MEANING
+    assert table["ttnn.rms_norm"]["compute_kernel_config"] == keywords.PLACEMENT
+    assert table["ttnn.linear"]["activation"] == keywords.MEANING
+    assert table["ttnn.add"]["output_tensor"] == keywords.OUTPUT
+    assert table["ttnn.typecast"]["dtype"] == keywords.MEANING  # a typecast's dtype is what it computes
+    for op, kinds in table.items():
+        assert set(kinds.values()) <= {keywords.MEANING, keywords.PLACEMENT, keywords.TENSOR, keywords.OUTPUT}, op
+
+
+def test_real_keywords_on_a_pattern_call_still_match_and_pass_through():
+    # tt_transformers writes rms_norm with its configs and the residual add with memory_config and dtype
+    def model(x, r, g):
+        s = ttnn.add(x, r, memory_config=ttnn.DRAM_MEMORY_CONFIG, dtype=ttnn.bfloat16)
+        return ttnn.rms_norm(s, weight=g, epsilon=1e-5, compute_kernel_config=HIFI2)
+
+    f, fused, _ = run(model, [X, X, G], ["residual_rmsnorm"])
+    assert fused == ["residual_rmsnorm"] and agrees(model, f, [X, X, G])
+    (node,) = calls(f)
+    assert node.target is ttnn.rms_norm and kwarg(node, "compute_kernel_config") is HIFI2  # carried over
+
+
+def test_a_placement_the_fused_op_cannot_take_is_refused_by_name():
+    # the decomposed norm's multiply is the output; rms_norm has no sub_core_grids for it
+    grids = ttnn.CoreRangeSet({ttnn.CoreRange(ttnn.CoreCoord(0, 0), ttnn.CoreCoord(1, 1))})
+
+    def model(x, g):
+        ms = ttnn.mean(ttnn.square(x), dim=-1, keepdim=True)
+        return ttnn.multiply(ttnn.multiply(x, ttnn.rsqrt(ttnn.add(ms, 1e-6))), g, sub_core_grids=grids)
+
+    _, fused, refused = run(model, [X, G], ["rmsnorm_decomposed"])
+    assert fused == [] and any("sub_core_grids" in r and "cannot take" in r for r in refused), refused
+
+
+def test_a_meaning_keyword_that_differs_is_a_near_miss_saying_what_differs():
+    def model(x, w):
+        return ttnn.relu(ttnn.linear(x, w, transpose_a=False, activation="gelu"))
+
+    _, fused, refused = run(model, [X, W], ["matmul_activation"])
+    assert fused == []
+    assert any(r.startswith("near miss") and "activation='gelu'" in r for r in refused), refused
+
+
+def test_a_chain_that_differs_in_a_literal_is_reported_not_silently_skipped():
+    def model(x, g):
+        ms = ttnn.mean(ttnn.square(x), dim=-1, keepdim=False)  # keepdim=False: not RMSNorm's broadcast
+        return ttnn.multiply(ttnn.multiply(x, ttnn.rsqrt(ttnn.add(ms, 1e-6))), g)
+
+    _, fused, refused = run(model, [X, G], ["rmsnorm_decomposed"])
+    assert fused == [] and any("keepdim=False where the pattern has True" in r for r in refused), refused
+
+
+def test_unrelated_ops_are_not_near_misses():
+    def model(x, y):
+        return ttnn.multiply(ttnn.exp(x), y)
+
+    _, fused, refused = run(model, [X, X])
+    assert fused == [] and refused == []
+
+
+# --- bias_add ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("spell", ["add", "in_place", "operator"])
+def test_a_bias_add_becomes_the_linear_bias(spell):
+    def model(x, w, b):
+        y = ttnn.linear(x, w, compute_kernel_config=HIFI2)
+        if spell == "in_place":  # gpt-oss: ttnn.add(y, bias, output_tensor=y)
+            ttnn.add(y, b, output_tensor=y)
+            return y
+        return y + b if spell == "operator" else ttnn.add(y, b)
+
+    f, fused, _ = run(model, [X, W, B], ["bias_add"])
+    assert fused == ["bias_add"] and agrees(model, f, [X, W, B])
+    (node,) = calls(f)
+    assert node.target is ttnn.linear and kwarg(node, "compute_kernel_config") is HIFI2 and "bias" in node.kwargs
+
+
+@pytest.mark.parametrize("case", ["activation", "full_bias", "sum_escapes", "subtract"])
+def test_bias_add_near_misses(case):
+    def model(x, w, b):
+        y = ttnn.linear(x, w, activation="relu") if case == "activation" else ttnn.linear(x, w)
+        out = ttnn.subtract(y, b) if case == "subtract" else ttnn.add(y, b)
+        return (out, y) if case == "sum_escapes" else out
+
+    b = TensorSpec((1, 1, 32, 512)) if case == "full_bias" else B
+    _, fused, refused = run(model, [X, W, b], ["bias_add"])
+    assert fused == []
+    if case in ("activation", "full_bias", "sum_escapes"):
+        assert refused
+
+
+# --- reshard_into_producer -----------------------------------------------------------------------
+
+
+def test_a_reshard_after_a_producer_folds_into_it_with_every_keyword_kept():
+    def model(a, b):
+        y = ttnn.multiply(a, b, input_tensor_a_activations=[ttnn.UnaryOpType.SILU], dtype=ttnn.bfloat16,
+                          memory_config=ttnn.DRAM_MEMORY_CONFIG)
+        return ttnn.to_memory_config(y, ttnn.L1_MEMORY_CONFIG)
+
+    f, fused, _ = run(model, [X, X], ["reshard_into_producer"])
+    assert fused == ["reshard_into_producer"] and agrees(model, f, [X, X])
+    (node,) = calls(f)
+    assert kwarg(node, "memory_config") == ttnn.L1_MEMORY_CONFIG and kwarg(node, "input_tensor_a_activations")
+
+
+@pytest.mark.parametrize("case", ["result_kept", "dtype_change"])
+def test_reshard_near_misses(case):
+    def model(a, b):
+        y = ttnn.add(a, b)
+        kw = {"dtype": ttnn.float32} if case == "dtype_change" else {}
+        z = ttnn.to_memory_config(y, ttnn.L1_MEMORY_CONFIG, **kw)
+        return (z, y) if case == "result_kept" else z
+
+    _, fused, refused = run(model, [X, X], ["reshard_into_producer"])
+    assert fused == [] and refused
+
+
+# --- movement_chain ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("chain,left", [
+    ("layout_round_trip", 0), ("same_shape_reshape", 0), ("permute_inverse", 0), ("two_reshapes", 1),
+    ("bf16_f32_bf16", 0), ("reshape_permute_reshape", 1)])
+def test_a_data_movement_chain_becomes_one_op_or_none(chain, left):
+    def model(x):
+        if chain == "layout_round_trip":
+            y = ttnn.to_layout(ttnn.to_layout(x, ttnn.ROW_MAJOR_LAYOUT), ttnn.TILE_LAYOUT)
+        elif chain == "same_shape_reshape":
+            y = ttnn.reshape(x, (1, 1, 32, 256))
+        elif chain == "permute_inverse":
+            y = ttnn.permute(ttnn.permute(x, (0, 2, 3, 1)), (0, 3, 1, 2))
+        elif chain == "two_reshapes":
+            y = ttnn.reshape(ttnn.reshape(x, (32, 256)), (1, 32, 256))
+        elif chain == "bf16_f32_bf16":
+            y = ttnn.typecast(ttnn.typecast(x, ttnn.float32), ttnn.bfloat16)
+        else:
+            y = ttnn.reshape(ttnn.permute(ttnn.reshape(x, (1, 32, 256)), (0, 1, 2)), (32, 256))
+        return ttnn.exp(y)
+
+    f, fused, _ = run(model, [X], ["movement_chain"])
+    assert fused and set(fused) == {"movement_chain"}
+    assert len(calls(f)) == left + 1  # the exp stays
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(X.shape, generator=g)
+    assert torch.equal(fusion.run_reference(model, x), fusion.run_reference(f, x))
+
+
+@pytest.mark.parametrize("case", ["lossy_typecast", "transposing_reshape", "input_freed_later"])
+def test_movement_near_misses(case):
+    def model(x):
+        if case == "lossy_typecast":  # float32 -> bfloat16 -> float32 rounds
+            return ttnn.exp(ttnn.typecast(ttnn.typecast(x, ttnn.bfloat16), ttnn.float32))
+        if case == "transposing_reshape":  # a reshape then a permute that is not its inverse: still two ops' work
+            return ttnn.exp(ttnn.permute(ttnn.reshape(x, (1, 32, 16, 16)), (0, 2, 1, 3)))
+        y = ttnn.reshape(x, (1, 1, 32, 256))
+        ttnn.deallocate(x)  # the chain's input freed: without the reshape the result would be freed too
+        return ttnn.exp(y)
+
+    spec = TensorSpec((1, 1, 32, 256), dtype=ttnn.float32) if case == "lossy_typecast" else X
+    _, fused, refused = run(model, [spec], ["movement_chain"])
+    assert fused == [] and refused, refused
