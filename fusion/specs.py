@@ -306,7 +306,7 @@ def _broadcast(x: tuple, y: tuple) -> tuple:
 
 _BINARY = [getattr(ttnn, n, None) for n in (
     "add", "subtract", "multiply", "divide", "maximum", "minimum", "pow", "eq", "ne", "gt", "lt", "ge", "le",
-    "squared_difference",
+    "squared_difference", "addalpha", "rdiv",
     # in place: the result is stored in (and shaped like) the first operand; the tracer gives the
     # write node the written buffer's spec
     "add_", "subtract_", "sub_", "multiply_", "mul_", "divide_", "div_")]

@@ -35,33 +35,36 @@ def _emit(x, calls, layout):
     return x
 
 
-def _fused_for(op1, op2):
-    def fused(x, a, b):
-        calls = [(op1, (a,), {}), (op2, (b,), {})]
-        target = chain_map(tuple(x.shape), calls)
-        best = simplest(tuple(x.shape), target)
-        if best is None:
-            raise ValueError("no single op moves the data as the chain does")
-        layout = next((args[0] for op, args, _ in reversed(calls) if op is ttnn.to_layout), x.layout)
+def _solve(x_spec_shape, x_layout, ops, values):
+    """(simplest calls, final layout) of the chain `ops` with arguments `values`, or (None, reason)."""
+    calls = [(op, (v,), {}) for op, v in zip(ops, values)]
+    try:
+        target = chain_map(tuple(x_spec_shape), calls)
+    except (RuntimeError, ValueError, TypeError, IndexError) as e:
+        return None, f"the chain's index map cannot be computed: {e}"
+    best = simplest(tuple(x_spec_shape), target) if target is not None else None
+    if best is None:
+        return None, "no single reshape, permute or repeat moves the data as the chain does"
+    layout = next((v for op, v in reversed(list(zip(ops, values))) if op is ttnn.to_layout), x_layout)
+    if len(best) + (layout != x_layout) >= len(ops):
+        return None, "the simplest equivalent is as long as the chain"
+    return (best, layout), None
+
+
+def _fused_for(*ops):
+    def fused(x, a, b, c=None):
+        (best, layout), why = _solve(x.shape, x.layout, ops, (a, b, c)[:len(ops)])
+        if why:
+            raise ValueError(why)
         return _emit(x, best, layout)
 
     return fused
 
 
-def _check_for(op1, op2):
+def _check_for(*ops):
     def check(m):
-        calls = [(op1, (m.a,), {}), (op2, (m.b,), {})]
-        try:
-            target = chain_map(tuple(m.x.shape), calls)
-        except (RuntimeError, ValueError, TypeError, IndexError) as e:
-            return f"the chain's index map cannot be computed: {e}"
-        best = simplest(tuple(m.x.shape), target) if target is not None else None
-        if best is None:
-            return "no single reshape, permute or repeat moves the data as the chain does"
-        layout = next((args[0] for op, args, _ in reversed(calls) if op is ttnn.to_layout), m.x.layout)
-        if len(best) + (layout != m.x.layout) >= 2:
-            return "the simplest equivalent is as long as the chain"
-        return None
+        values = (m.a, m.b, m.c)[:len(ops)] if len(ops) == 3 else (m.a, m.b)
+        return _solve(m.x.shape, m.x.layout, ops, values)[1]
 
     return check
 
@@ -83,10 +86,32 @@ def _example_for(op1, op2):
 
 
 def _pair(op1, op2):
-    return Pattern("movement_chain", _chain(op1, op2), _fused_for(op1, op2), captures={"a": AnyValue(), "b": AnyValue()},
+    fused = _fused_for(op1, op2)
+    return Pattern("movement_chain", _chain(op1, op2), lambda x, a, b: fused(x, a, b),
+                   captures={"a": AnyValue(), "b": AnyValue()},
                    check=_check_for(op1, op2), exact=True,
                    example=_example_for(op1, op2),
                    becomes="one reshape / permute / repeat, or nothing")
+
+
+def _sandwich(op):
+    """An op done in ROW_MAJOR between two layout conversions (what real code does before a
+    reshape or repeat): often the op alone, on TILE."""
+    def chain(x, a, b, c):
+        return ttnn.to_layout(op(ttnn.to_layout(x, a), b), c)
+
+    chain.__name__ = f"to_layout_{op.python_fully_qualified_name.split('.')[-1]}_to_layout"
+    fused = _fused_for(ttnn.to_layout, op, ttnn.to_layout)
+
+    def example(rng):
+        shape = (1, 1, rng.choice([32, 64]), rng.choice([32, 64]))
+        b = {ttnn.reshape: (1, shape[2], shape[3]), ttnn.permute: (0, 1, 3, 2), ttnn.repeat: (1, 1, 2, 1)}[op]
+        return {"x": TensorSpec(shape)}, {"a": ttnn.ROW_MAJOR_LAYOUT, "b": b, "c": ttnn.TILE_LAYOUT}
+
+    return Pattern("movement_chain", chain, lambda x, a, b, c: fused(x, a, b, c),
+                   captures={"a": AnyValue(), "b": AnyValue(), "c": AnyValue()},
+                   check=_check_for(ttnn.to_layout, op, ttnn.to_layout), exact=True, example=example,
+                   becomes="the op alone, in the input's layout")
 
 
 def same_shape_reshape(x, shape):
@@ -127,6 +152,7 @@ def _check_typecast(m):
 
 
 PATTERNS = [
+    *(_sandwich(op) for op in (ttnn.reshape, ttnn.permute, ttnn.repeat)),
     *(_pair(a, b) for a in _MOVES for b in _MOVES),
     Pattern("movement_chain", same_shape_reshape, lambda x, shape: _identity(x), captures={"shape": AnyValue()},
             check=_check_same_shape, exact=True, becomes="nothing (the reshape keeps the shape)"),

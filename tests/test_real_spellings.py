@@ -205,3 +205,45 @@ def test_movement_near_misses(case):
     spec = TensorSpec((1, 1, 32, 256), dtype=ttnn.float32) if case == "lossy_typecast" else X
     _, fused, refused = run(model, [spec], ["movement_chain"])
     assert fused == [] and refused, refused
+
+
+def test_an_op_between_two_layout_conversions_runs_alone_on_tile():
+    # DeepSeek / gpt-oss: to_layout(RM) -> reshape -> to_layout(TILE) is the reshape on TILE
+    def model(x):
+        y = ttnn.to_layout(x, ttnn.ROW_MAJOR_LAYOUT)
+        y = ttnn.reshape(y, (1, 32, 256))
+        return ttnn.exp(ttnn.to_layout(y, ttnn.TILE_LAYOUT))
+
+    f, fused, _ = run(model, [X], ["movement_chain"])
+    assert fused == ["movement_chain"]
+    assert [n.target for n in calls(f)] == [ttnn.reshape, ttnn.exp]
+    x = torch.randn(X.shape, generator=torch.Generator().manual_seed(2))
+    assert torch.equal(fusion.run_reference(model, x), fusion.run_reference(f, x))
+
+
+# --- scaled_add (all_reduce -> div(num_devices) -> add) ------------------------------------------
+
+
+@pytest.mark.parametrize("spell", ["divide", "operator", "times_half", "residual_second"])
+def test_a_sum_averaged_over_devices_and_added_is_one_addalpha(spell):
+    def model(res, partial):
+        s = ttnn.exp(partial)  # stands in for the all_reduce: any producer
+        scaled = {"divide": lambda: ttnn.divide(s, 8), "operator": lambda: s / 4, "times_half": lambda: s * 0.5,
+                  "residual_second": lambda: ttnn.divide(s, 2)}[spell]()
+        return ttnn.add(scaled, res) if spell == "residual_second" else ttnn.add(res, scaled)
+
+    f, fused, _ = run(model, [X, X], ["scaled_add"])
+    assert fused == ["scaled_add"]
+    assert [n.target for n in calls(f)] == [ttnn.exp, ttnn.addalpha]
+    x = [torch.randn(X.shape, generator=torch.Generator().manual_seed(i)) for i in range(2)]
+    assert torch.equal(fusion.run_reference(model, *x), fusion.run_reference(f, *x))
+
+
+@pytest.mark.parametrize("case", ["three_devices", "broadcast"])
+def test_scaled_add_near_misses(case):
+    def model(res, partial):
+        return ttnn.add(res, ttnn.divide(partial, 3 if case == "three_devices" else 2))
+
+    partial = TensorSpec((1, 1, 1, 256)) if case == "broadcast" else X
+    _, fused, refused = run(model, [X, partial], ["scaled_add"])
+    assert fused == [] and refused
