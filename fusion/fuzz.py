@@ -101,7 +101,11 @@ def draw_program(seed: int, index: int) -> dict:
     for _ in range(rng.randint(1, MAX_SEGMENTS)):
         kind = rng.random()
         if kind < 0.8 or not values:
-            pi = rng.randrange(len(catalog))
+            # a pattern name first, then one of its entries: families of many entries (reshards,
+            # movement pairs) do not crowd out the rest
+            names = sorted({p.name for p in catalog})
+            name = names[rng.randrange(len(names))]
+            pi = rng.choice([i for i, p in enumerate(catalog) if p.name == name])
             pattern = catalog[pi]
             si = rng.randrange(len(pattern.spellings))
             specs, caps = _draw_instance(pattern, rng)

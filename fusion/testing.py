@@ -242,7 +242,11 @@ def check_near_misses(pattern: Pattern, seed: int = 0, min_variants: int = 3) ->
     if bad:
         raise AssertionError(f"{pattern.name}: unsafe near-misses:\n" + "\n".join(f"  [{r.spelling}] {r.what}: {r.detail}" for r in bad))
     if len(results) < min_variants:
-        raise AssertionError(f"{pattern.name}: only {len(results)} near-miss variants could be derived")
+        raise AssertionError(
+            f"{pattern.name}: only {len(results)} near-miss variants could be derived (wanted {min_variants}): variants "
+            f"come from the spellings' literals, the captures (changed, and outside their constraints), an escaping "
+            f"intermediate and flipped input layouts; give the pattern an `example` whose programs trace, or pass "
+            f"min_variants= for a pattern with little to vary")
     return results
 
 

@@ -155,8 +155,10 @@ PATTERNS = [
     *(_sandwich(op) for op in (ttnn.reshape, ttnn.permute, ttnn.repeat)),
     *(_pair(a, b) for a in _MOVES for b in _MOVES),
     Pattern("movement_chain", same_shape_reshape, lambda x, shape: _identity(x), captures={"shape": AnyValue()},
-            check=_check_same_shape, exact=True, becomes="nothing (the reshape keeps the shape)"),
+            check=_check_same_shape, exact=True, becomes="nothing (the reshape keeps the shape)",
+            example=lambda rng: ({"x": TensorSpec((1, 1, 32, 64))}, {"shape": (1, 1, 32, 64)})),
     Pattern("movement_chain", typecast_round_trip, typecast_removed,
             captures={"wide": AnyValue(), "back": AnyValue()}, check=_check_typecast, exact=True,
-            becomes="nothing (a lossless typecast round trip)"),
+            becomes="nothing (a lossless typecast round trip)",
+            example=lambda rng: ({"x": TensorSpec((1, 1, 32, 64))}, {"wide": ttnn.float32, "back": ttnn.bfloat16})),
 ]
