@@ -451,11 +451,15 @@ def _one_round(gm, catalog: Catalog, verifier: Verifier, report: FusionReport, s
             near.append(c)
             continue
         anchored.add((c.pattern.name, c.outputs[0]))
-        if index is not None and not c.refusal:
-            c.refusal = effects.check(c, index)
         if c.refusal:
-            report.refusals.append(Refusal(c.pattern.name, c.location, c.refusal, c.spelling.name))
+            if not c.pattern.quiet:
+                report.refusals.append(Refusal(c.pattern.name, c.location, c.refusal, c.spelling.name))
             continue
+        if index is not None:
+            c.refusal = effects.check(c, index)
+            if c.refusal:
+                report.refusals.append(Refusal(c.pattern.name, c.location, c.refusal, c.spelling.name))
+                continue
         outcome = verifier.verify(c, gm)
         if not outcome.ok:
             reason = outcome.text if outcome.plain else f"verification failed: {outcome.text}"
@@ -480,7 +484,7 @@ def _one_round(gm, catalog: Catalog, verifier: Verifier, report: FusionReport, s
     reported: set = set()
     for c in near:
         key = (c.pattern.name, c.outputs[0])
-        if key not in anchored and key not in reported:
+        if key not in anchored and key not in reported and not c.pattern.quiet:
             reported.add(key)
             report.refusals.append(Refusal(c.pattern.name, c.location, c.refusal, c.spelling.name))
     if len(streams) > 1:

@@ -267,6 +267,15 @@ def _near_miss(pattern: Pattern, spelling: Spelling, pindex: int, anchor: torch.
             return None
         nodes.append(g)
     nodes.sort()
+    # a near miss differs only in what it reports: the pattern's own constraints and check must
+    # accept the rest (a residual add after a biased linear is not a near-miss bias add)
+    inputs = {name: m.env.get(ph) for name, ph in spelling.input_placeholders}
+    if all(isinstance(g, torch.fx.Node) for g in inputs.values()):
+        probe = Candidate(pattern=pattern, spelling=spelling, pattern_index=pindex, captures=m.captures, inputs=inputs,
+                          outputs=[m.env[o] for o in spelling.outputs], nodes=nodes, absorbed=[], first=nodes[0],
+                          last=nodes[-1])
+        if any(_spec_problem(n) for n in (*inputs.values(), *probe.outputs)) or _pattern_rules(probe):
+            return None
     diffs = []
     for pn, name, pv, gv in m.misses:
         op = ttnn_ops.op_name(pn.target)

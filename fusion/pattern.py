@@ -322,6 +322,7 @@ class Pattern:
         becomes: str = "",
         example: Callable | None = None,
         carry: bool = False,
+        quiet: bool = False,
     ):
         if not isinstance(name, str) or not name:
             raise PatternError("a pattern needs a non-empty name")
@@ -367,6 +368,10 @@ class Pattern:
         # pattern leaves out (meanings too, e.g. a producer's activation) passes through to the
         # replacement call of the same op; without a same op to take it, the rewrite is refused
         self.carry = carry
+        # quiet=True: a pattern that matches ordinary code (every lone reshape, every pair of
+        # movement ops) reports only the refusals of matches that passed its own rules (memory
+        # effects, verification): that a reshape changes a shape is not news
+        self.quiet = quiet
         # (a pattern that re-emits the matched ops is not re-spelled: the replacement would re-spell the user's op)
         self.spellings = [s for f in fns for s in _compile_spellings(name, f, params, set(captures), not carry)]
         for s in self.spellings:

@@ -89,7 +89,7 @@ def _pair(op1, op2):
     fused = _fused_for(op1, op2)
     return Pattern("movement_chain", _chain(op1, op2), lambda x, a, b: fused(x, a, b),
                    captures={"a": AnyValue(), "b": AnyValue()},
-                   check=_check_for(op1, op2), exact=True,
+                   check=_check_for(op1, op2), exact=True, quiet=True,
                    example=_example_for(op1, op2),
                    becomes="one reshape / permute / repeat, or nothing")
 
@@ -110,7 +110,7 @@ def _sandwich(op):
 
     return Pattern("movement_chain", chain, lambda x, a, b, c: fused(x, a, b, c),
                    captures={"a": AnyValue(), "b": AnyValue(), "c": AnyValue()},
-                   check=_check_for(ttnn.to_layout, op, ttnn.to_layout), exact=True, example=example,
+                   check=_check_for(ttnn.to_layout, op, ttnn.to_layout), exact=True, quiet=True, example=example,
                    becomes="the op alone, in the input's layout")
 
 
@@ -155,10 +155,10 @@ PATTERNS = [
     *(_sandwich(op) for op in (ttnn.reshape, ttnn.permute, ttnn.repeat)),
     *(_pair(a, b) for a in _MOVES for b in _MOVES),
     Pattern("movement_chain", same_shape_reshape, lambda x, shape: _identity(x), captures={"shape": AnyValue()},
-            check=_check_same_shape, exact=True, becomes="nothing (the reshape keeps the shape)",
+            check=_check_same_shape, exact=True, quiet=True, becomes="nothing (the reshape keeps the shape)",
             example=lambda rng: ({"x": TensorSpec((1, 1, 32, 64))}, {"shape": (1, 1, 32, 64)})),
     Pattern("movement_chain", typecast_round_trip, typecast_removed,
-            captures={"wide": AnyValue(), "back": AnyValue()}, check=_check_typecast, exact=True,
+            captures={"wide": AnyValue(), "back": AnyValue()}, check=_check_typecast, exact=True, quiet=True,
             becomes="nothing (a lossless typecast round trip)",
             example=lambda rng: ({"x": TensorSpec((1, 1, 32, 64))}, {"wide": ttnn.float32, "back": ttnn.bfloat16})),
 ]

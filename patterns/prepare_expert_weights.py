@@ -8,9 +8,11 @@ memory config: no conversion ops are needed around it.
 """
 import math
 
+import torch
 import ttnn
 
-from fusion import IntIn, Pattern, TensorSpec, declare_fused_op
+from fusion import AnyValue, IntIn, Pattern, TensorSpec, declare_fused_op
+from fusion.index_maps import chain_map
 from micro_ops.prepare_expert_weights import choose_variant, prepare_expert_weights
 from micro_ops.prepare_expert_weights import golden as expert_weights_golden
 
@@ -98,6 +100,71 @@ SEED = Pattern(
 )
 
 
+# --- any chain of these ops, recognised by the index map it computes (DeepSeek-V3's spelling) ---
+#
+# DeepSeek-V3 (moe.py, _fwd_moe) writes to_layout(RM) -> repeat((H, 1, 1, 1)) -> permute((3, 1, 2, 0))
+# -> to_layout(TILE): the same [K, 1, T, H] weights as the seed's chain, in other literals. The
+# literals are captures here; the check accepts them when the chain's index map (fusion/index_maps.py)
+# is the expert-weight map out[k, 0, t, h] = x[t, k]: a proof over every position.
+
+
+def layout_repeat_permute_layout(x, rm, reps, dims, tile):
+    w = ttnn.to_layout(x, rm)
+    w = ttnn.repeat(w, reps)
+    w = ttnn.permute(w, dims)
+    return ttnn.to_layout(w, tile)
+
+
+def _chain_shape_and_map(x_shape, reps, dims):
+    return chain_map(tuple(x_shape), [(ttnn.repeat, (reps,), {}), (ttnn.permute, (dims,), {})])
+
+
+def _expert_weight_map(x_shape, h: int):
+    """out[k, 0, t, h] = (t * K + k): the element numbers of x = [..., T, K] (T the leading dims)."""
+    k = x_shape[-1]
+    t = math.prod(x_shape[:-1])
+    ids = torch.arange(t * k, dtype=torch.float64).reshape(t, k)
+    return ids.t().reshape(k, 1, t, 1).expand(k, 1, t, h)
+
+
+def _mapped_check(m):
+    if m.rm != ttnn.ROW_MAJOR_LAYOUT or m.tile != ttnn.TILE_LAYOUT:
+        return "the chain does not go to ROW_MAJOR and back to TILE"
+    try:
+        got = _chain_shape_and_map(m.x.shape, tuple(m.reps), tuple(m.dims))
+    except (RuntimeError, TypeError, ValueError, IndexError) as e:
+        return f"the chain's index map cannot be computed: {e}"
+    if got.dim() != 4 or got.shape[1] != 1:
+        return f"the chain gives {list(got.shape)}, not [K, 1, T, H]"
+    h = got.shape[3]
+    want = _expert_weight_map(tuple(m.x.shape), h)
+    if tuple(got.shape) != tuple(want.shape) or not torch.equal(got, want):
+        return "the chain's index map is not the expert-weight broadcast out[k, 0, t, h] = x[t, k]"
+    why = _input_reason(m.x, m.x.shape[-1])
+    if why:
+        return why
+    return _variant(math.prod(m.x.shape[:-1]), m.x.shape[-1], h, m.x.memory_config)[1]
+
+
+def mapped_fused(x, rm, reps, dims, tile):
+    k = x.shape[-1]
+    h = _chain_shape_and_map(tuple(x.shape), tuple(reps), tuple(dims)).shape[3]
+    variant, _ = _variant(math.prod(list(x.shape)[:-1]), k, h, x.memory_config())
+    return prepare_expert_weights(x, k, h, variant=variant, memory_config=x.memory_config())
+
+
+def _mapped_example(rng):
+    k, h, t = rng.choice([4, 8]), rng.choice([32, 64, 96]), rng.choice([8, 32])
+    return {"x": TensorSpec((1, 1, t, k))}, {"rm": ttnn.ROW_MAJOR_LAYOUT, "reps": (h, 1, 1, 1), "dims": (3, 1, 2, 0),
+                                            "tile": ttnn.TILE_LAYOUT}
+
+
+_ANY = {name: AnyValue() for name in ("rm", "reps", "dims", "tile")}
+MAPPED = Pattern("prepare_expert_weights", layout_repeat_permute_layout, mapped_fused, captures=_ANY,
+                 check=_mapped_check, example=_mapped_example,
+                 becomes="PrepareExpertWeights micro-op (the chain's index map is the expert-weight broadcast)")
+
+
 # --- gpt-oss's newer spelling: [1,1,T,K] -> [K,1,T,1], broadcast by the multiply -------------
 
 
@@ -136,4 +203,4 @@ _MC = {"mc": lambda v: v is None or isinstance(v, ttnn.MemoryConfig)}
 
 BCAST = Pattern("prepare_expert_weights", bcast_chain, bcast_fused, captures=_MC, check=_bcast_check, example=_bcast_example,
                 becomes="PrepareExpertWeights micro-op + multiply without broadcast")
-PATTERNS = [SEED, BCAST]
+PATTERNS = [SEED, MAPPED, BCAST]

@@ -66,7 +66,7 @@ def test_seed_chain_alone_with_input_shape_b1s():
         w = ttnn.permute(w, (3, 1, 0, 2))
         return ttnn.to_layout(w, ttnn.TILE_LAYOUT)
 
-    fused = fusion.fuse(model, [TensorSpec((4, 1, 8, 4))])
+    fused = fusion.fuse(model, [TensorSpec((4, 1, 8, 4))], patterns=["prepare_expert_weights"])
     (rw,) = fused.report.rewrites
     assert rw.nodes_replaced == 5 and rw.saved_dispatches == 4 and rw.check == "bit-exact"
     assert rw.captures == {"K": 4, "H": 256}
@@ -101,25 +101,25 @@ def _seed_variant(perm=(3, 1, 0, 2), repeat=(1, 1, H, 1), final=ttnn.TILE_LAYOUT
 
 
 def test_other_permutation_does_not_fuse():
-    fused = fusion.fuse(_seed_variant(perm=(3, 1, 2, 0)), [TensorSpec((1, 1, T, K)), TensorSpec((K, 1, H, T))])
+    fused = fusion.fuse(_seed_variant(perm=(3, 1, 2, 0)), [TensorSpec((1, 1, T, K)), TensorSpec((K, 1, H, T))], patterns=["prepare_expert_weights"])
     assert fused.report.rewrites == []
 
 
 def test_repeat_on_another_dim_does_not_fuse():
-    fused = fusion.fuse(_seed_variant(repeat=(1, H, 1, 1)), [TensorSpec((1, 1, T, K)), TensorSpec((K, H, T, 1))])
+    fused = fusion.fuse(_seed_variant(repeat=(1, H, 1, 1)), [TensorSpec((1, 1, T, K)), TensorSpec((K, H, T, 1))], patterns=["prepare_expert_weights"])
     assert fused.report.rewrites == []
 
 
 def test_final_layout_not_tile_does_not_fuse():
-    fused = fusion.fuse(_seed_variant(final=ttnn.ROW_MAJOR_LAYOUT), [TensorSpec((1, 1, T, K)), TensorSpec((K, 1, T, H))])
+    fused = fusion.fuse(_seed_variant(final=ttnn.ROW_MAJOR_LAYOUT), [TensorSpec((1, 1, T, K)), TensorSpec((K, 1, T, H))], patterns=["prepare_expert_weights"])
     assert fused.report.rewrites == []
 
 
 def test_escaping_intermediate_is_refused_with_the_reason():
     model = _seed_variant(escape=True)
-    fused = fusion.fuse(model, [TensorSpec((1, 1, T, K)), TensorSpec((K, 1, T, H))])
+    fused = fusion.fuse(model, [TensorSpec((1, 1, T, K)), TensorSpec((K, 1, T, H))], patterns=["prepare_expert_weights"])
     assert fused.report.rewrites == []
-    (ref,) = fused.report.refusals
+    (ref,) = [r for r in fused.report.refusals if r.spelling == "seed_chain"]
     assert "is also used by output" in ref.reason and "fusing would lose it" in ref.reason
     assert ref.location.endswith(f"test_pattern_prepare_expert_weights.py:{model.__code__.co_firstlineno + 1}")
 
@@ -134,9 +134,9 @@ def test_size_outside_every_variant_is_refused_with_the_reason():
         w = ttnn.permute(w, (3, 1, 0, 2))
         return ttnn.to_layout(w, ttnn.TILE_LAYOUT)
 
-    fused = fusion.fuse(model, [TensorSpec((1, 1, 32, k))])
+    fused = fusion.fuse(model, [TensorSpec((1, 1, 32, k))], patterns=["prepare_expert_weights"])
     assert fused.report.rewrites == []
-    (ref,) = fused.report.refusals
+    (ref,) = [r for r in fused.report.refusals if r.spelling == "seed_chain"]
     assert "40" in ref.reason and "32" in ref.reason
 
 
@@ -150,7 +150,7 @@ def test_non_constant_hidden_size_is_refused():
         w = ttnn.permute(w, (3, 1, 0, 2))
         return ttnn.to_layout(w, ttnn.TILE_LAYOUT)
 
-    fused = fusion.fuse(model, [TensorSpec((1, 1, T, K)), TensorSpec((32, 64))])
+    fused = fusion.fuse(model, [TensorSpec((1, 1, T, K)), TensorSpec((32, 64))], patterns=["prepare_expert_weights"])
     assert fused.report.rewrites == []
     assert any("capture H is not a constant" in r.reason for r in fused.report.refusals)
 
@@ -164,20 +164,21 @@ def test_reshape_that_mixes_tokens_and_experts_is_refused():
         w = ttnn.permute(w, (3, 1, 0, 2))
         return ttnn.to_layout(w, ttnn.TILE_LAYOUT)
 
-    fused = fusion.fuse(model, [TensorSpec((1, 1, 16, 8))])
-    assert fused.report.rewrites == []
-    assert "not K=4" in fused.report.refusals[0].reason
+    fused = fusion.fuse(model, [TensorSpec((1, 1, 16, 8))], patterns=["prepare_expert_weights"])
+    # the whole chain is refused; its last four ops alone do prepare the reshaped weights (index map)
+    assert [r.spelling for r in fused.report.rewrites] in ([], ["layout_repeat_permute_layout"])
+    assert "not K=4" in [r for r in fused.report.refusals if r.spelling == "seed_chain"][0].reason
 
 
 def test_row_major_input_is_refused():
-    fused = fusion.fuse(seed_chain, [TensorSpec((1, 1, T, K), layout=ttnn.ROW_MAJOR_LAYOUT), TensorSpec((K, 1, T, H))])
+    fused = fusion.fuse(seed_chain, [TensorSpec((1, 1, T, K), layout=ttnn.ROW_MAJOR_LAYOUT), TensorSpec((K, 1, T, H))], patterns=["prepare_expert_weights"])
     assert fused.report.rewrites == []
-    assert "TILE" in fused.report.refusals[0].reason
+    assert all("TILE" in r.reason for r in fused.report.refusals) and fused.report.refusals
 
 
 def test_bcast_spelling_needs_a_single_batch_row():
     # [B,1,S,K] with B > 1: permute (3,1,2,0) gives [K,1,S,B], not per-token weights
-    fused = fusion.fuse(bcast_chain, [TensorSpec((2, 1, 16, K)), TensorSpec((K, 1, 16, 2))])
+    fused = fusion.fuse(bcast_chain, [TensorSpec((2, 1, 16, K)), TensorSpec((K, 1, 16, 2))], patterns=["prepare_expert_weights"])
     assert fused.report.rewrites == []
     assert "[1, 1, T, K]" in fused.report.refusals[0].reason
 
@@ -189,7 +190,7 @@ def test_bcast_spelling_with_a_consumer_that_is_not_a_multiply_does_not_fuse():
         w = ttnn.to_layout(w, ttnn.TILE_LAYOUT)
         return ttnn.add(experts, w)
 
-    assert fusion.fuse(model, INPUTS).report.rewrites == []
+    assert fusion.fuse(model, INPUTS, patterns=["prepare_expert_weights"]).report.rewrites == []
 
 
 # --- the verifier ------------------------------------------------------------------------
@@ -246,6 +247,27 @@ def test_verification_runs_once_per_distinct_specs():
 
     v = Verifier()
     spec = TensorSpec((1, 1, T, K))
-    fused = fusion.fuse(two_chains, [spec, spec, TensorSpec((K, 1, T, H))], verifier=v)
+    from patterns.prepare_expert_weights import SEED
+
+    fused = fusion.fuse(two_chains, [spec, spec, TensorSpec((K, 1, T, H))], verifier=v, patterns=[SEED])
     assert len(fused.report.rewrites) == 2
     assert (fused.report.verifications_run, fused.report.verifications_cached) == (1, 1)
+
+
+@pytest.mark.parametrize("reps,dims,fuses", [
+    ((64, 1, 1, 1), (3, 1, 2, 0), True),    # DeepSeek-V3's literals
+    ((1, 1, 1, 64), (3, 1, 0, 2), False),   # repeats along K: another map
+    ((64, 1, 1, 1), (3, 1, 0, 2), False),   # H and T swapped
+])
+def test_deepseek_spelling_is_recognised_by_its_index_map(reps, dims, fuses):
+    def deepseek(topk):  # models/demos/deepseek_v3/tt/moe.py: _fwd_moe's weight preparation
+        w = ttnn.to_layout(topk, ttnn.ROW_MAJOR_LAYOUT)
+        w = ttnn.repeat(w, repeat_dims=reps)
+        w = ttnn.permute(w, dims)
+        return ttnn.to_layout(w, ttnn.TILE_LAYOUT)
+
+    spec = fusion.TensorSpec((1, 1, 32, 8))
+    f = fusion.fuse(deepseek, [spec], patterns=["prepare_expert_weights"])
+    assert [r.pattern for r in f.report.rewrites] == (["prepare_expert_weights"] if fuses else [])
+    if not fuses:
+        assert any("index map" in r.reason for r in f.report.refusals), f.report.refusals

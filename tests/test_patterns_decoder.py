@@ -41,10 +41,19 @@ def test_silu_mul_fuses(spell):
 def test_silu_mul_drops_the_placement_of_the_silu_it_no_longer_writes():
     # memory_config is a placement (fusion/keywords.py): the silu's result is never written
     def model(a, b):
-        return ttnn.multiply(ttnn.silu(a, memory_config=ttnn.L1_MEMORY_CONFIG), b)
+        return ttnn.multiply(ttnn.silu(a, memory_config=ttnn.DRAM_MEMORY_CONFIG), b)
 
     f, fused, _ = fused_patterns(model, [S, S], ["silu_mul"])
     assert fused == ["silu_mul"] and agrees(model, f, [S, S])
+
+
+def test_silu_mul_refuses_when_the_silu_placement_decided_the_output_placement():
+    # the multiply's result follows its first input: in L1 here, in DRAM after the fusion
+    def model(a, b):
+        return ttnn.multiply(ttnn.silu(a, memory_config=ttnn.L1_MEMORY_CONFIG), b)
+
+    _, fused, refused = fused_patterns(model, [S, S], ["silu_mul"])
+    assert fused == [] and any("L1" in r and "differs" in r for r in refused)
 
 
 @pytest.mark.parametrize("case", ["gelu", "escape", "broadcast", "add", "dtype"])
