@@ -212,6 +212,23 @@ def _check_in_process(name: str, entry) -> list[dict]:
         return [{"name": name, "error": f"corpus process failed (exit {proc.returncode}): {tail}"}]
 
 
+def fusion_table(records: list[dict]) -> str:
+    """Per forward: dispatches before and after the default catalog, rewrites by pattern, refusals."""
+    lines = ["| forward | dispatches | after | rewrites | refusals (near misses) |", "|---|---|---|---|---|"]
+    for r in records:
+        f = r.get("fusion")
+        if f is None:
+            continue
+        counts: dict = {}
+        for x in f["rewrites"]:
+            counts[x["pattern"]] = counts.get(x["pattern"], 0) + 1
+        rewrites = ", ".join(f"{k} x{v}" for k, v in sorted(counts.items())) or "-"
+        near = sum(1 for x in f["refusals"] if x["reason"].startswith("near miss"))
+        lines.append(f"| {r['name']} | {r['dispatches']} | {f['dispatches_after']} | {rewrites} | "
+                     f"{len(f['refusals'])} ({near}) |")
+    return "\n".join(lines)
+
+
 def table(records: list[dict]) -> str:
     head = ("| forward | follows | ops | dispatches | unknown specs | rejected | writes | outputs as eager | "
             "reference | trace s |")
@@ -245,7 +262,11 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(records, indent=1))
     else:
         print(table(records))
+        print()
+        print(fusion_table(records))
         for r in records:
+            for x in r.get("fusion", {}).get("refusals", []):
+                print(f"  {r['name']}: refused {x['pattern']} at {x['location']}: {x['reason']}")
             for key in ("unknown_specs", "rejected"):
                 for e in r.get(key, []):
                     print(f"  {r['name']}: {key.replace('_', ' ')}: {e['op']} at {e['location']}: {e['reason']}")

@@ -54,7 +54,12 @@ def _check_keep(m):
     if why:
         return why
     if not P.is_height_sharded_rows(m.x) or not same_memory_config(m.residual.memory_config, m.x.memory_config):
-        return "x and residual must be L1 HEIGHT_SHARDED on one core ([32, W] shards), as the decode residual stream is"
+        mc = m.x.memory_config
+        where = (f"{str(mc.memory_layout).split('.')[-1]} {str(mc.buffer_type).split('.')[-1]}"
+                 + (f" over {P.grid_cores(mc)} cores" if mc.is_sharded() and P.grid_cores(mc) else "")) if mc else "unknown"
+        return (f"the sum is kept (the next residual) and lives {where}: only the ResidualRMSNorm micro-op writes "
+                f"both the sum and its norm, for x and residual L1 HEIGHT_SHARDED on one core ([32, W] shards); "
+                f"ttnn.rms_norm(residual_input_tensor=) returns the norm only")
     why = P.gamma_reason(m.gamma, P.first_core(m.x.memory_config))
     if why:
         return why

@@ -251,3 +251,44 @@ def test_scaled_add_near_misses(case):
     partial = TensorSpec((1, 1, 1, 256)) if case == "broadcast" else X
     _, fused, refused = run(model, [X, partial], ["scaled_add"])
     assert fused == [] and refused
+
+
+# --- residual add -> rms_norm on the real decode placement ----------------------------------------
+
+
+def _width_sharded(cores_x, cores_y, width):
+    grid = ttnn.CoreRangeSet({ttnn.CoreRange(ttnn.CoreCoord(0, 0), ttnn.CoreCoord(cores_x - 1, cores_y - 1))})
+    shard = [32, width // (cores_x * cores_y)]
+    return ttnn.MemoryConfig(ttnn.TensorMemoryLayout.WIDTH_SHARDED, ttnn.BufferType.L1,
+                             ttnn.ShardSpec(grid, shard, ttnn.ShardOrientation.ROW_MAJOR))
+
+
+def test_residual_norm_on_the_decode_placement_passes_the_sharded_program_config_through():
+    # tt_transformers decode: the residual stream L1 WIDTH_SHARDED over 8x8 cores, a sharded norm config
+    mc = _width_sharded(8, 8, 4096)
+    pc = ttnn.LayerNormShardedMultiCoreProgramConfig(compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+                                                     subblock_w=2, block_h=1, block_w=2, inplace=False)
+    x = TensorSpec((1, 1, 32, 4096), memory_config=mc)
+    g = TensorSpec((1, 1, 1, 4096))
+
+    def model(x, r, g):
+        s = ttnn.add(x, r, memory_config=mc)
+        return ttnn.rms_norm(s, weight=g, epsilon=1e-5, program_config=pc, memory_config=mc,
+                             compute_kernel_config=HIFI2)
+
+    f, fused, _ = run(model, [x, x, g], ["residual_rmsnorm"])
+    assert fused == ["residual_rmsnorm"]
+    (node,) = calls(f)
+    assert "residual_input_tensor" in node.kwargs and kwarg(node, "program_config") is pc
+
+
+def test_residual_norm_keeping_the_sum_on_the_decode_placement_is_refused_naming_it():
+    mc = _width_sharded(8, 8, 4096)
+    x = TensorSpec((1, 1, 32, 4096), memory_config=mc)
+
+    def model(x, r, g):
+        s = ttnn.add(x, r, memory_config=mc)
+        return ttnn.rms_norm(s, weight=g, epsilon=1e-5, memory_config=mc), s
+
+    _, fused, refused = run(model, [x, x, TensorSpec((1, 1, 1, 4096))], ["residual_rmsnorm"])
+    assert fused == [] and any("WIDTH_SHARDED L1 over 64 cores" in r for r in refused), refused
