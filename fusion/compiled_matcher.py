@@ -203,33 +203,42 @@ class _Generator:
             self.node(pv, x)
 
     def literal(self, pv, x: str) -> None:
-        # plainly_equal, then definitely_differs, specialised to the literal's type
+        # plainly_equal, then definitely_differs, specialised to the literal's type. A literal that
+        # certainly differs does not stop the walk: `near` is set and the structure is still
+        # checked, so NEAR means "these calls, other literals" (a near miss to report)
         k = self.const(pv)
         tp = type(pv)
+        miss = [f"        if _miss({k}, {x}) is FALLBACK: return FALLBACK", "        near = True"]
         if isinstance(pv, enum.Enum):
             # members are singletons: another member of the same enum is another value
             t = self.const(tp)
             self.emit(f"if {x} is not {k}:")
-            self.emit(f"    if type({x}) is {t}: return NEAR")
-            self.emit(f"    return _miss({k}, {x})")
+            self.emit(f"    if type({x}) is {t}: near = True")
+            self.emit(f"    elif _miss({k}, {x}) is FALLBACK: return FALLBACK")
+            self.emit("    else: near = True")
         elif tp in _SIMPLE:
             t = self.const(tp)
             self.emit(f"if {x} is not {k}:")
             self.emit(f"    if type({x}) is not {t}: return FALLBACK")
-            self.emit(f"    if {x} != {k}: return NEAR")
+            self.emit(f"    if {x} != {k}: near = True")
         elif tp is tuple and all(type(e) is int for e in pv):
             # a shape or permutation: compared as a whole, then its items' types (True == 1)
             kt = self.const(tuple(int for _ in pv))
             self.emit(f"if {x} is not {k}:")
             if -1 in pv:  # reshape's "any" entries: definitely_differs decides
-                self.emit(f"    if type({x}) is not tuple or {x} != {k}: return _miss({k}, {x})")
-                self.emit(f"    if tuple(map(type, {x})) != {kt}: return FALLBACK")
+                self.emit(f"    if type({x}) is not tuple or {x} != {k}:")
+                for line in miss:
+                    self.emit(line)
+                self.emit(f"    elif tuple(map(type, {x})) != {kt}: return FALLBACK")
             else:
-                self.emit(f"    if type({x}) is not tuple: return _miss({k}, {x})")
-                self.emit(f"    if tuple(map(type, {x})) != {kt}: return _miss({k}, {x})")
-                self.emit(f"    if {x} != {k}: return NEAR  # ints of the same count, another value")
+                self.emit(f"    if type({x}) is not tuple or tuple(map(type, {x})) != {kt}:")
+                for line in miss:
+                    self.emit(line)
+                self.emit(f"    elif {x} != {k}: near = True  # ints of the same count, another value")
         else:
-            self.emit(f"if {x} is not {k} and not _pe({k}, {x}): return _miss({k}, {x})")
+            self.emit(f"if {x} is not {k} and not _pe({k}, {x}):")
+            for line in miss:
+                self.emit(line[4:])
 
     def capture(self, pn: torch.fx.Node, v: str) -> None:
         # mirrors _Matcher._capture; a capture computed at run time is left to the interpretive
@@ -274,8 +283,8 @@ class _Generator:
         ins = ", ".join(f"{n!r}: {v}" for n, v in inputs.items())
         calls_list = f"[{', '.join(calls)}]"
         if not loop:
-            src = ("def match(g0):\n" + "\n".join(self.lines)
-                   + f"\n    return {calls_list}, {{{ins}}}, {caps}, {clean}\n")
+            src = ("def match(g0):\n    near = False\n" + "\n".join(self.lines)
+                   + f"\n    if near: return NEAR\n    return {calls_list}, {{{ins}}}, {caps}, {clean}\n")
         else:
             src = self._scan_source(calls, calls_list, ins, caps, clean)
         namespace = dict(self.consts)
@@ -298,10 +307,11 @@ class _Generator:
         # absorbed: () as a clean match has no deallocate to take along
         make = (f"_Candidate(P, S, I, {caps}, {{{ins}}}, (g0,), {nodes}, (), {first}, g0, "
                 f"{first}.meta.get('location', _UNKNOWN), {contig})")
-        tail = ([f"if {clean}:"] + [f"    {line}" for line in sort] + [f"    _out({make})", "else:",
+        tail = (["if near:", "    _out((g0, NEAR))", "    continue"]
+                + [f"if {clean}:"] + [f"    {line}" for line in sort] + [f"    _out({make})", "else:",
                 f"    _out((g0, ({calls_list}, {{{ins}}}, {caps}, False)))"])
         return ("def match(nodes, P, S, I):\n    out = []\n    _out = out.append\n    for g0 in nodes:\n"
-                + "\n".join("    " + line for line in body) + "\n"
+                + "        near = False\n" + "\n".join("    " + line for line in body) + "\n"
                 + "\n".join("        " + line for line in tail) + "\n    return out\n")
 
 

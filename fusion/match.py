@@ -244,11 +244,15 @@ def _candidate(pattern: Pattern, spelling: Spelling, pindex: int, captures: dict
     return cand
 
 
-def _near_miss(pattern: Pattern, spelling: Spelling, pindex: int, anchor: torch.fx.Node) -> Candidate | None:
+def _near_miss(pattern: Pattern, spelling: Spelling, pindex: int, anchor: torch.fx.Node,
+               structure_known: bool = False) -> Candidate | None:
     """The chain at `anchor` when it matches the spelling in structure but differs in literals:
-    a candidate refused with what differs, or None (no such chain, or it differs in nothing)."""
-    if sum(1 for pn in spelling.calls if not any(pn.target is c for c in ttnn_ops.VALUE_CONSTRUCTORS)) < 2:
+    a candidate refused with what differs, or None (no such chain, or it differs in nothing).
+    structure_known: the generated matcher found the calls already (it answered NEAR)."""
+    if spelling.real_calls < 2:
         return None  # one call that differs is not a chain that almost fused
+    if not structure_known and not _skeleton(spelling, spelling.outputs[0], anchor):
+        return None  # the calls themselves differ (most anchors end here, cheaply)
     m = _Matcher(spelling, lenient=True)
     try:
         ok = m.node(spelling.outputs[0], anchor)
@@ -286,6 +290,28 @@ def _near_miss(pattern: Pattern, spelling: Spelling, pindex: int, anchor: torch.
     cand.refusal = "near miss: " + "; ".join(diffs)
     cand.near_miss = True
     return cand
+
+
+def _skeleton(spelling: Spelling, pn: torch.fx.Node, g) -> bool:
+    """Whether the graph has the spelling's calls, by target alone, where its data flow puts them."""
+    if pn.op != "call_function":
+        return True
+    if any(pn.target is c for c in ttnn_ops.VALUE_CONSTRUCTORS):
+        return True
+    if not isinstance(g, torch.fx.Node) or g.op != "call_function" or g.target is not pn.target:
+        return False
+    pnode = spelling.by_node.get(pn)
+    gb = None
+    for k, pv in pnode.node_params:
+        if not isinstance(pv, torch.fx.Node) or pv.op != "call_function":
+            continue
+        if gb is None:
+            gb = node_bound(g)
+            if gb is None:
+                return False
+        if not _skeleton(spelling, pv, gb.get(k)):
+            return False
+    return True
 
 
 def _shown(v) -> str:
@@ -513,7 +539,7 @@ def _spelling_candidates(i: int, p: Pattern, s: Spelling, nodes: list, near_miss
                     yield c
             elif found is NEAR:  # a literal differs: a near miss if the rest matches
                 if near_misses:
-                    c = _near_miss(p, s, i, node)
+                    c = _near_miss(p, s, i, node, structure_known=True)
                     if c is not None:
                         yield c
             elif found is not None:  # None: a literal _miss settled on the way

@@ -22,6 +22,7 @@ is validated here, when the pattern is defined, not when a model is fused.
 """
 from __future__ import annotations
 
+import functools
 import inspect
 import operator
 from dataclasses import dataclass, field
@@ -201,6 +202,11 @@ class Spelling:
     @property
     def size(self) -> int:
         return len(self.calls)
+
+    @functools.cached_property
+    def real_calls(self) -> int:
+        """Calls of ops (value constructors such as ttnn.Shape aside)."""
+        return sum(1 for pn in self.calls if not any(pn.target is c for c in ttnn_ops.VALUE_CONSTRUCTORS))
 
 
 def bind_call(target, args, kwargs) -> dict | None:
