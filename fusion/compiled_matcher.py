@@ -34,7 +34,9 @@ from .candidate import UNKNOWN_LOCATION, Candidate, contiguous
 from .specs import TensorSpec
 
 FALLBACK = object()
-NEAR = object()  # the structure so far matches but a literal differs: maybe a near miss
+# the calls are all there but a literal differs: a near miss to report (the scan gives
+# (NEAR, calls, inputs, captures) for it, so the reason needs no second walk)
+NEAR = object()
 NO_CAPTURES = types.MappingProxyType({})  # one read-only empty mapping for every capture-less match
 
 _SIMPLE = (int, float, str, type(None))
@@ -307,7 +309,7 @@ class _Generator:
         # absorbed: () as a clean match has no deallocate to take along
         make = (f"_Candidate(P, S, I, {caps}, {{{ins}}}, (g0,), {nodes}, (), {first}, g0, "
                 f"{first}.meta.get('location', _UNKNOWN), {contig})")
-        tail = (["if near:", "    _out((g0, NEAR))", "    continue"]
+        tail = (["if near:", f"    _out((g0, (NEAR, {calls_list}, {{{ins}}}, {caps})))", "    continue"]
                 + [f"if {clean}:"] + [f"    {line}" for line in sort] + [f"    _out({make})", "else:",
                 f"    _out((g0, ({calls_list}, {{{ins}}}, {caps}, False)))"])
         return ("def match(nodes, P, S, I):\n    out = []\n    _out = out.append\n    for g0 in nodes:\n"

@@ -244,14 +244,12 @@ def _candidate(pattern: Pattern, spelling: Spelling, pindex: int, captures: dict
     return cand
 
 
-def _near_miss(pattern: Pattern, spelling: Spelling, pindex: int, anchor: torch.fx.Node,
-               structure_known: bool = False) -> Candidate | None:
+def _near_miss(pattern: Pattern, spelling: Spelling, pindex: int, anchor: torch.fx.Node) -> Candidate | None:
     """The chain at `anchor` when it matches the spelling in structure but differs in literals:
-    a candidate refused with what differs, or None (no such chain, or it differs in nothing).
-    structure_known: the generated matcher found the calls already (it answered NEAR)."""
+    a candidate refused with what differs, or None (no such chain, or it differs in nothing)."""
     if spelling.real_calls < 2:
         return None  # one call that differs is not a chain that almost fused
-    if not structure_known and not _skeleton(spelling, spelling.outputs[0], anchor):
+    if not _skeleton(spelling, spelling.outputs[0], anchor):
         return None  # the calls themselves differ (most anchors end here, cheaply)
     m = _Matcher(spelling, lenient=True)
     try:
@@ -271,21 +269,48 @@ def _near_miss(pattern: Pattern, spelling: Spelling, pindex: int, anchor: torch.
             return None
         nodes.append(g)
     nodes.sort()
+    inputs = {name: m.env.get(ph) for name, ph in spelling.input_placeholders}
+    return _near_miss_candidate(pattern, spelling, pindex, nodes, inputs, m.captures,
+                                [m.env[o] for o in spelling.outputs], m.misses)
+
+
+def _near_miss_found(pattern: Pattern, spelling: Spelling, pindex: int, anchor: torch.fx.Node, calls: list,
+                     inputs: dict, captures: dict) -> Candidate | None:
+    """_near_miss for a chain the generated matcher bound (same argument layout as the pattern's
+    calls): the differing literals are read off the bound calls, without a second walk."""
+    if spelling.real_calls < 2:
+        return None
+    misses = []
+    for pnode, g in zip(spelling.calls, calls):
+        gargs, gkw = g.args, g.kwargs
+        for key, name, pv in pnode.fast_literals:
+            gv = gargs[key] if isinstance(key, int) else gkw[key]
+            if gv is pv or plainly_equal(pv, gv):
+                continue
+            if definitely_differs(pv, gv):  # what made the matcher say NEAR
+                misses.append((pnode.node, name if name is not None else key, pv, gv))
+                continue
+            ok, glit = literal_of(gv)
+            if not (ok and _same_literal(pv, glit)):
+                misses.append((pnode.node, name if name is not None else key, pv, glit if ok else gv))
+    if not misses:
+        return None
+    return _near_miss_candidate(pattern, spelling, pindex, sorted(calls), inputs, captures,
+                                [anchor], misses)
+
+
+def _near_miss_candidate(pattern, spelling, pindex, nodes, inputs, captures, outputs, misses):
     # a near miss differs only in what it reports: the pattern's own constraints and check must
     # accept the rest (a residual add after a biased linear is not a near-miss bias add)
-    inputs = {name: m.env.get(ph) for name, ph in spelling.input_placeholders}
     if all(isinstance(g, torch.fx.Node) for g in inputs.values()):
-        probe = Candidate(pattern=pattern, spelling=spelling, pattern_index=pindex, captures=m.captures, inputs=inputs,
-                          outputs=[m.env[o] for o in spelling.outputs], nodes=nodes, absorbed=[], first=nodes[0],
-                          last=nodes[-1])
-        if any(_spec_problem(n) for n in (*inputs.values(), *probe.outputs)) or _pattern_rules(probe):
+        probe = Candidate(pattern=pattern, spelling=spelling, pattern_index=pindex, captures=captures, inputs=inputs,
+                          outputs=outputs, nodes=nodes, absorbed=[], first=nodes[0], last=nodes[-1])
+        if any(_spec_problem(n) for n in (*inputs.values(), *outputs)) or _pattern_rules(probe):
             return None
-    diffs = []
-    for pn, name, pv, gv in m.misses:
-        op = ttnn_ops.op_name(pn.target)
-        diffs.append(f"{op} {name}={_shown(gv)} where the pattern has {_shown(pv)}")
-    cand = Candidate(pattern=pattern, spelling=spelling, pattern_index=pindex, captures=m.captures, inputs={},
-                     outputs=[anchor], nodes=nodes, absorbed=[], first=nodes[0], last=nodes[-1],
+    diffs = [f"{ttnn_ops.op_name(pn.target)} {name}={_shown(gv)} where the pattern has {_shown(pv)}"
+             for pn, name, pv, gv in misses]
+    cand = Candidate(pattern=pattern, spelling=spelling, pattern_index=pindex, captures=captures, inputs={},
+                     outputs=outputs, nodes=nodes, absorbed=[], first=nodes[0], last=nodes[-1],
                      location=located(nodes[0]))
     cand.refusal = "near miss: " + "; ".join(diffs)
     cand.near_miss = True
@@ -537,9 +562,9 @@ def _spelling_candidates(i: int, p: Pattern, s: Spelling, nodes: list, near_miss
                 c = _interpret(p, s, i, node, near_misses)
                 if c is not None:
                     yield c
-            elif found is NEAR:  # a literal differs: a near miss if the rest matches
+            elif type(found) is tuple and found[0] is NEAR:  # the calls are there, a literal differs
                 if near_misses:
-                    c = _near_miss(p, s, i, node, structure_known=True)
+                    c = _near_miss_found(p, s, i, node, *found[1:])
                     if c is not None:
                         yield c
             elif found is not None:  # None: a literal _miss settled on the way
