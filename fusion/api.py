@@ -27,11 +27,20 @@ from .verify import Verifier
 _SHARED_VERIFIER: Verifier | None = None
 
 
+# the built-in catalog is found by module name, when first asked for: fusion/ never imports
+# patterns/ at module level (the patterns import fusion to define themselves)
+CATALOG_MODULE = "patterns"
+
+
 def default_patterns() -> list[Pattern]:
     """The built-in catalog, in priority order."""
-    import patterns
+    import importlib
 
-    return list(patterns.CATALOG)
+    try:
+        module = importlib.import_module(CATALOG_MODULE)
+    except ImportError as e:
+        raise InputError(f"the built-in catalog ({CATALOG_MODULE!r}) cannot be imported: {e}") from e
+    return list(module.CATALOG)
 
 
 def resolve_patterns(spec: Iterable | None) -> list[Pattern]:

@@ -198,9 +198,53 @@ def _bcast_check(m):
     return _variant(t, k, e.shape[3], x.memory_config)[1]
 
 
+# --- a permute + reshape then the multiply (gpt-oss's older experts/decode.py spelling) ---------
+#
+# gpt-oss's dense-experts decode writes permute(w, (1, 0)) -> reshape((B, E, 1)) -> multiply in
+# place (output_tensor=next_states). Compared by index map against the expert-major [K, 1, T, 1]
+# weights: where it is that (any literals), the multiply gets the micro-op's weights; its
+# token-major [B, E, 1] form is another layout, refused saying so (and an in-place multiply writes
+# a buffer from outside the match: refused by the memory-effects rule).
+
+
+def permute_reshape_mul(x, experts, dims, shape):
+    w = ttnn.reshape(ttnn.permute(x, dims), shape)
+    return ttnn.multiply(experts, w)
+
+
+def permute_reshape_mul_in_place(x, experts, dims, shape):
+    w = ttnn.reshape(ttnn.permute(x, dims), shape)
+    return ttnn.multiply(experts, w, output_tensor=experts)
+
+
+def permute_reshape_fused(x, experts, dims, shape):
+    return ttnn.multiply(experts, _weights(x, experts))
+
+
+def _permute_reshape_check(m):
+    try:
+        got = chain_map(tuple(m.x.shape), [(ttnn.permute, (tuple(m.dims),), {}), (ttnn.reshape, (tuple(m.shape),), {})])
+    except (RuntimeError, TypeError, ValueError, IndexError) as e:
+        return f"the chain's index map cannot be computed: {e}"
+    k, t = m.x.shape[-1], math.prod(m.x.shape[:-1])
+    want = _expert_weight_map(tuple(m.x.shape), 1)
+    if tuple(got.shape) != tuple(want.shape) or not torch.equal(got, want):
+        return (f"the weights come out {list(got.shape)}, not expert-major [K={k}, 1, T={t}, 1]: another layout "
+                f"than PrepareExpertWeights writes")
+    return _bcast_check(m)
+
+
+PERMUTE_RESHAPE = Pattern("prepare_expert_weights", [permute_reshape_mul, permute_reshape_mul_in_place],
+                          permute_reshape_fused, captures={"dims": AnyValue(), "shape": AnyValue()},
+                          check=_permute_reshape_check,
+                          example=lambda rng: ({"x": TensorSpec((1, 1, 32, 4)), "experts": TensorSpec((4, 1, 32, 64))},
+                                               {"dims": (3, 1, 2, 0), "shape": (4, 1, 32, 1)}),
+                          becomes="PrepareExpertWeights micro-op + multiply without broadcast")
+
+
 # the multiply's memory_config passes through unchanged: any value, including none given
 _MC = {"mc": lambda v: v is None or isinstance(v, ttnn.MemoryConfig)}
 
 BCAST = Pattern("prepare_expert_weights", bcast_chain, bcast_fused, captures=_MC, check=_bcast_check, example=_bcast_example,
                 becomes="PrepareExpertWeights micro-op + multiply without broadcast")
-PATTERNS = [SEED, MAPPED, BCAST]
+PATTERNS = [SEED, MAPPED, BCAST, PERMUTE_RESHAPE]

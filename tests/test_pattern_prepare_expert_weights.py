@@ -271,3 +271,24 @@ def test_deepseek_spelling_is_recognised_by_its_index_map(reps, dims, fuses):
     assert [r.pattern for r in f.report.rewrites] == (["prepare_expert_weights"] if fuses else [])
     if not fuses:
         assert any("index map" in r.reason for r in f.report.refusals), f.report.refusals
+
+
+def test_gpt_oss_older_spelling_is_refused_saying_why():
+    # models/demos/gpt_oss/tt/experts/decode.py: permute(w, (1, 0)) -> reshape((B, E, 1)) -> mul in place
+    def older(w, states):
+        rw = ttnn.reshape(ttnn.permute(w, (1, 0)), (1, 32, 1))
+        return ttnn.mul(states, rw, output_tensor=states)
+
+    f = fusion.fuse(older, [TensorSpec((1, 32)), TensorSpec((1, 32, 64))], patterns=["prepare_expert_weights"])
+    assert f.report.rewrites == []
+    assert any("not expert-major" in r.reason for r in f.report.refusals), f.report.refusals
+
+
+def test_an_expert_major_permute_reshape_fuses():
+    def expert_major(w, experts):
+        return ttnn.multiply(experts, ttnn.reshape(ttnn.permute(w, (3, 1, 2, 0)), (K, 1, T, 1)))
+
+    f = fusion.fuse(expert_major, INPUTS, patterns=["prepare_expert_weights"])
+    assert [r.spelling for r in f.report.rewrites] == ["permute_reshape_mul"]
+    x = _torch_inputs()
+    assert torch.equal(fusion.run_reference(expert_major, *x), fusion.run_reference(f, *x))
