@@ -507,8 +507,8 @@ def _one_round(gm, catalog: Catalog, verifier: Verifier, report: FusionReport, s
     for c, winner in lost:
         if c.pattern is winner.pattern and set(c.nodes) == set(winner.nodes):
             continue  # the same match found from another anchor (outputs in the other order)
-        if c.pattern.name == winner.pattern.name and (c.pattern.quiet or set(c.nodes) <= set(winner.nodes)):
-            continue  # the same fusion over more of the chain won (or a quiet chain collapsing pair by pair)
+        if c.pattern.quiet or (c.pattern.name == winner.pattern.name and set(c.nodes) <= set(winner.nodes)):
+            continue  # the same fusion over more of the chain won; a quiet pattern (movement pairs) is no news
         report.refusals.append(Refusal(
             c.pattern.name, c.location,
             f"overlaps {winner.pattern.name} at {winner.location}, which was kept (larger or earlier match)",

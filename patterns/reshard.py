@@ -36,6 +36,16 @@ def _unary(op):
     return resharded, fused
 
 
+def _biased(op):
+    def resharded(x, w, bias, mc):
+        return ttnn.to_memory_config(op(x, w, bias=bias), mc)
+
+    def fused(x, w, bias, mc):
+        return op(x, w, bias=bias, memory_config=mc)
+
+    return resharded, fused
+
+
 def _normed(op):
     def resharded(x, gamma, mc):
         return ttnn.to_memory_config(op(x, weight=gamma), mc)
@@ -65,6 +75,9 @@ def _example_for(kind):
             return {"a": x, "b": x}, {"mc": mc}
         if kind == "matmul":
             return {"a": x, "b": TensorSpec((shape[-1], 64), memory_config=x.memory_config)}, {"mc": mc}
+        if kind == "biased":
+            return {"x": x, "w": TensorSpec((shape[-1], 64), memory_config=x.memory_config),
+                    "bias": TensorSpec((1, 64), memory_config=x.memory_config)}, {"mc": mc}
         if kind == "norm":
             return {"x": x, "gamma": TensorSpec((1, 1, 1, shape[-1]), memory_config=x.memory_config)}, {"mc": mc}
         return {"x": x}, {"mc": mc}
@@ -73,10 +86,10 @@ def _example_for(kind):
 
 
 def _pattern(op, kind):
-    make = {"binary": _binary, "matmul": _binary, "unary": _unary, "norm": _normed}[kind]
+    make = {"binary": _binary, "matmul": _binary, "biased": _biased, "unary": _unary, "norm": _normed}[kind]
     resharded, fused = make(op)
     name = op.python_fully_qualified_name
-    resharded.__name__ = f"{name.split('.')[-1]}_then_reshard"
+    resharded.__name__ = f"{name.split('.')[-1]}{'_bias' if kind == 'biased' else ''}_then_reshard"
     return Pattern("reshard_into_producer", resharded, fused, captures=dict(_MC), check=_check, carry=True,
                    example=_example_for(kind), becomes=f"{name}(..., memory_config=mc)")
 
@@ -84,6 +97,7 @@ def _pattern(op, kind):
 PATTERNS = [
     *(_pattern(op, "binary") for op in (ttnn.add, ttnn.multiply, ttnn.subtract)),
     *(_pattern(op, "matmul") for op in (ttnn.linear, ttnn.matmul)),
+    _pattern(ttnn.linear, "biased"),
     *(_pattern(op, "unary") for op in (ttnn.silu, ttnn.relu, ttnn.gelu, ttnn.sigmoid)),
     *(_pattern(op, "norm") for op in (ttnn.rms_norm, ttnn.layer_norm)),
 ]

@@ -292,3 +292,12 @@ def test_residual_norm_keeping_the_sum_on_the_decode_placement_is_refused_naming
 
     _, fused, refused = run(model, [x, x, TensorSpec((1, 1, 1, 4096))], ["residual_rmsnorm"])
     assert fused == [] and any("WIDTH_SHARDED L1 over 64 cores" in r for r in refused), refused
+
+
+def test_a_biased_linear_then_reshard_folds_too():
+    # gpt-oss's router: linear(x, w, bias=b) then to_memory_config
+    def model(x, w, b):
+        return ttnn.to_memory_config(ttnn.linear(x, w, bias=b), ttnn.L1_MEMORY_CONFIG)
+
+    f, fused, _ = run(model, [X, W, B], ["reshard_into_producer"])
+    assert fused == ["reshard_into_producer"] and agrees(model, f, [X, W, B])
