@@ -477,10 +477,12 @@ def _one_round(gm, catalog: Catalog, verifier: Verifier, report: FusionReport, s
             report.refusals.append(Refusal(c.pattern.name, c.location, reason, c.spelling.name))
             continue
         if any(o.op == "placeholder" for o in outcome.replacement.outputs):  # the chain removed
-            why = effects.identity_problem(c, outcome.replacement.outputs, index)
+            why, drop = effects.identity_problem(c, outcome.replacement.outputs, index)
             if why:
                 report.refusals.append(Refusal(c.pattern.name, c.location, why, c.spelling.name))
                 continue
+            if drop:  # the input's deallocate: its buffer is the output's now
+                c.absorbed = [*c.absorbed, *drop]
         if outcome.savings is None:
             _judge(c, outcome)
         if outcome.unprofitable:

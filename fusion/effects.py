@@ -204,22 +204,30 @@ def replacement_problem(graph: torch.fx.Graph) -> str | None:
     return None
 
 
-def identity_problem(c, r_outputs: list, index: "Index | None") -> str | None:
-    """Why a replacement that returns its input itself (a chain removed) may not stand: the chain
-    gave its output a buffer of its own, and a later write or free of the input or of the output
-    would now reach both."""
+def identity_problem(c, r_outputs: list, index: "Index | None") -> tuple[str | None, list]:
+    """(why not, deallocates to drop) for a replacement that returns its input itself (a chain
+    removed): the chain gave its output a buffer of its own, and a later write or free of the
+    input or of the output would now reach both. One case is a hand-over, not a hazard: the input
+    is read by the chain alone and freed right after (`y = to_layout(x); deallocate(x)`, as real code
+    writes it); the output then simply keeps the input's buffer, and that deallocate goes."""
+    drop: list = []
     for out, rout in zip(c.outputs, r_outputs):
-        if getattr(rout, "op", None) != "placeholder":
-            continue
-        if index is None:
+        if getattr(rout, "op", None) != "placeholder" or index is None:
             continue
         src = c.inputs[rout.target]
-        for buf in (buffer_of(src), buffer_of(out)):
-            later = [k for k in index.killers.get(buf, ()) if k > c.first]
-            if later:
-                k = later[0]
-                what = "frees" if k.meta.get("writes") is None else "writes"
-                return (f"{ttnn_ops.op_name(k.target)} at {k.meta.get('location', '?')} {what} the chain's "
-                        f"{'input' if buf is buffer_of(src) else 'output'}: without the chain its input and output "
-                        f"would be one buffer")
-    return None
+        src_buf, out_buf = buffer_of(src), buffer_of(out)
+        killers = [k for k in index.killers.get(src_buf, ()) if k > c.first]
+        handed_over = (src_buf is src and len(killers) == 1 and killers[0].target is _DEALLOCATE and killers[0] > c.last
+                       and killers[0].meta.get("frees") is src
+                       and all(u is killers[0] or u in c.nodes for u in src.users))
+        if handed_over:
+            drop.append(killers[0])
+            killers = []
+        later = killers + [k for k in index.killers.get(out_buf, ()) if k > c.first and k.meta.get("writes") is not None]
+        if later:
+            k = later[0]
+            what = "frees" if k.meta.get("writes") is None else "writes"
+            whose = "input" if k in killers else "output"
+            return (f"{ttnn_ops.op_name(k.target)} at {k.meta.get('location', '?')} {what} the chain's {whose}: "
+                    f"without the chain its input and output would be one buffer"), []
+    return None, drop

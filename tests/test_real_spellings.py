@@ -193,6 +193,20 @@ def test_a_data_movement_chain_becomes_one_op_or_none(chain, left):
     assert torch.equal(fusion.run_reference(model, x), fusion.run_reference(f, x))
 
 
+def test_a_chain_whose_input_is_freed_right_after_hands_the_buffer_over():
+    # real code: y = to_layout(x, ...); ttnn.deallocate(x). Without the chain, y is x: the free goes too
+    def model(x):
+        y = ttnn.to_layout(ttnn.to_layout(x, ttnn.ROW_MAJOR_LAYOUT), ttnn.TILE_LAYOUT)
+        ttnn.deallocate(x)
+        return ttnn.exp(y)
+
+    f, fused, _ = run(model, [X], ["movement_chain"])
+    assert fused == ["movement_chain"]
+    assert [n.target for n in calls(f)] == [ttnn.exp]
+    x = torch.randn(X.shape, generator=torch.Generator().manual_seed(4))
+    assert torch.equal(fusion.run_reference(model, x), fusion.run_reference(f, x))
+
+
 @pytest.mark.parametrize("case", ["lossy_typecast", "transposing_reshape", "input_freed_later"])
 # movement_chain is quiet (it matches every pair of movement ops): only the freed input, a chain that
 # would otherwise be removed, is reported
@@ -203,8 +217,9 @@ def test_movement_near_misses(case):
         if case == "transposing_reshape":  # a reshape then a permute that is not its inverse: still two ops' work
             return ttnn.exp(ttnn.permute(ttnn.reshape(x, (1, 32, 16, 16)), (0, 2, 1, 3)))
         y = ttnn.reshape(x, (1, 1, 32, 256))
-        ttnn.deallocate(x)  # the chain's input freed: without the reshape the result would be freed too
-        return ttnn.exp(y)
+        z = ttnn.exp(x)  # x read again after the chain, then freed: y may not become x
+        ttnn.deallocate(x)
+        return ttnn.add(y, z)
 
     spec = TensorSpec((1, 1, 32, 256), dtype=ttnn.float32) if case == "lossy_typecast" else X
     _, fused, refused = run(model, [spec], ["movement_chain"])
