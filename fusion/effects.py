@@ -216,6 +216,8 @@ def identity_problem(c, r_outputs: list, index: "Index | None") -> tuple[str | N
             continue
         src = c.inputs[rout.target]
         src_buf, out_buf = buffer_of(src), buffer_of(out)
+        if src_buf is out_buf:
+            continue  # the chain's result may already be a view of its input (a reshape): one buffer as before
         killers = [k for k in index.killers.get(src_buf, ()) if k > c.first]
         handed_over = (src_buf is src and len(killers) == 1 and killers[0].target is _DEALLOCATE and killers[0] > c.last
                        and killers[0].meta.get("frees") is src

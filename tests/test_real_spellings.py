@@ -216,7 +216,7 @@ def test_movement_near_misses(case):
             return ttnn.exp(ttnn.typecast(ttnn.typecast(x, ttnn.bfloat16), ttnn.float32))
         if case == "transposing_reshape":  # a reshape then a permute that is not its inverse: still two ops' work
             return ttnn.exp(ttnn.permute(ttnn.reshape(x, (1, 32, 16, 16)), (0, 2, 1, 3)))
-        y = ttnn.reshape(x, (1, 1, 32, 256))
+        y = ttnn.to_layout(ttnn.to_layout(x, ttnn.ROW_MAJOR_LAYOUT), ttnn.TILE_LAYOUT)  # a buffer of its own
         z = ttnn.exp(x)  # x read again after the chain, then freed: y may not become x
         ttnn.deallocate(x)
         return ttnn.add(y, z)
@@ -316,3 +316,16 @@ def test_a_biased_linear_then_reshard_folds_too():
 
     f, fused, _ = run(model, [X, W, B], ["reshard_into_producer"])
     assert fused == ["reshard_into_producer"] and agrees(model, f, [X, W, B])
+
+
+def test_a_same_shape_reshape_whose_result_is_freed_goes_too():
+    # gpt-oss / tt_transformers: x = reshape(x, same shape) ... deallocate(x): the reshape may be a
+    # view of its input already, so without it nothing about buffers changes
+    def model(x):
+        y = ttnn.reshape(x, (1, 1, 32, 256))
+        z = ttnn.exp(y)
+        ttnn.deallocate(y)
+        return z
+
+    f, fused, refused = run(model, [X], ["movement_chain"])
+    assert fused == ["movement_chain"], refused
