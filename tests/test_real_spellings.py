@@ -329,3 +329,27 @@ def test_a_same_shape_reshape_whose_result_is_freed_goes_too():
 
     f, fused, refused = run(model, [X], ["movement_chain"])
     assert fused == ["movement_chain"], refused
+
+
+# --- the normaliser --------------------------------------------------------------------------------
+
+
+def test_a_pattern_is_written_once_and_matched_in_every_equivalent_spelling():
+    def unfused(a, b):
+        return ttnn.add(ttnn.square(a), b)
+
+    p = fusion.Pattern("square_add", unfused, lambda a, b: ttnn.add(ttnn.multiply(a, a), b))
+    # square(a) in three spellings x the add's operands in two orders, all named as written
+    assert len(p.spellings) == 6 and {s.name for s in p.spellings} == {"unfused"}
+    assert fusion.Pattern("same_operand", lambda a: ttnn.multiply(a, a), lambda a: ttnn.square(a)).spellings
+
+
+def test_too_many_equivalent_spellings_is_a_pattern_error():
+    def unfused(a, b):
+        x = a
+        for _ in range(9):  # 2**9 operand orders
+            x = ttnn.add(x, b)
+        return x
+
+    with pytest.raises(fusion.PatternError, match="equivalent spellings"):
+        fusion.Pattern("too_loose", unfused, unfused)
