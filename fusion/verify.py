@@ -350,7 +350,7 @@ def compare_programs(original, fused, inputs: list, tolerance: Tolerance | None 
 
 
 def _hashable(v):
-    if isinstance(v, list):
+    if isinstance(v, (list, ttnn.Shape)):  # a Shape hashes by identity: key it by its dims
         return tuple(_hashable(x) for x in v)
     try:
         hash(v)

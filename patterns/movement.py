@@ -10,6 +10,8 @@ the shape it already has is removed too. Removing a chain altogether is refused 
 or output is written or freed later (the two would become one buffer). Lossless typecast pairs
 (bfloat16 -> float32 -> bfloat16, ...) are removed as well. Checked bit-exactly.
 """
+import functools
+
 import ttnn
 
 from fusion import AnyValue, Pattern, TensorSpec
@@ -35,8 +37,23 @@ def _emit(x, calls, layout):
     return x
 
 
+def _frozen(v):
+    if isinstance(v, (list, tuple, ttnn.Shape)):
+        return tuple(_frozen(x) for x in v)
+    return v
+
+
 def _solve(x_spec_shape, x_layout, ops, values):
-    """(simplest calls, final layout) of the chain `ops` with arguments `values`, or (None, reason)."""
+    """(simplest calls, final layout) of the chain `ops` with arguments `values`, or (None, reason);
+    remembered per (shape, layout, chain): 61 layers ask once."""
+    try:
+        return _solved(tuple(int(d) for d in x_spec_shape), x_layout, tuple(ops), _frozen(tuple(values)))
+    except TypeError:  # an unhashable argument: solve it uncached
+        return _solved.__wrapped__(tuple(int(d) for d in x_spec_shape), x_layout, tuple(ops), tuple(values))
+
+
+@functools.lru_cache(maxsize=4096)
+def _solved(x_spec_shape, x_layout, ops, values):
     calls = [(op, (v,), {}) for op, v in zip(ops, values)]
     try:
         target = chain_map(tuple(x_spec_shape), calls)

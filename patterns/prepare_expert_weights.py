@@ -6,6 +6,7 @@ by a multiply that broadcasts over H). Both become the PrepareExpertWeights micr
 reads the TILE routing weights directly and writes [K, 1, B*S, H] in the original output's
 memory config: no conversion ops are needed around it.
 """
+import functools
 import math
 
 import torch
@@ -127,19 +128,32 @@ def _expert_weight_map(x_shape, h: int):
     return ids.t().reshape(k, 1, t, 1).expand(k, 1, t, h)
 
 
+@functools.lru_cache(maxsize=1024)
+def _map_reason(x_shape: tuple, reps: tuple, dims: tuple) -> tuple:
+    """(H, None) when repeat(reps) -> permute(dims) of x is the expert-weight broadcast, else
+    (None, why); remembered per shapes (61 layers ask once)."""
+    try:
+        got = _chain_shape_and_map(x_shape, reps, dims)
+    except (RuntimeError, TypeError, ValueError, IndexError) as e:
+        return None, f"the chain's index map cannot be computed: {e}"
+    if got.dim() != 4 or got.shape[1] != 1:
+        return None, f"the chain gives {list(got.shape)}, not [K, 1, T, H]"
+    h = got.shape[3]
+    want = _expert_weight_map(x_shape, h)
+    if tuple(got.shape) != tuple(want.shape) or not torch.equal(got, want):
+        return None, "the chain's index map is not the expert-weight broadcast out[k, 0, t, h] = x[t, k]"
+    return h, None
+
+
 def _mapped_check(m):
     if m.rm != ttnn.ROW_MAJOR_LAYOUT or m.tile != ttnn.TILE_LAYOUT:
         return "the chain does not go to ROW_MAJOR and back to TILE"
     try:
-        got = _chain_shape_and_map(m.x.shape, tuple(m.reps), tuple(m.dims))
-    except (RuntimeError, TypeError, ValueError, IndexError) as e:
-        return f"the chain's index map cannot be computed: {e}"
-    if got.dim() != 4 or got.shape[1] != 1:
-        return f"the chain gives {list(got.shape)}, not [K, 1, T, H]"
-    h = got.shape[3]
-    want = _expert_weight_map(tuple(m.x.shape), h)
-    if tuple(got.shape) != tuple(want.shape) or not torch.equal(got, want):
-        return "the chain's index map is not the expert-weight broadcast out[k, 0, t, h] = x[t, k]"
+        h, why = _map_reason(tuple(m.x.shape), tuple(int(d) for d in m.reps), tuple(int(d) for d in m.dims))
+    except (TypeError, ValueError) as e:
+        return f"the chain's literals are not shapes: {e}"
+    if why:
+        return why
     why = _input_reason(m.x, m.x.shape[-1])
     if why:
         return why
@@ -148,7 +162,7 @@ def _mapped_check(m):
 
 def mapped_fused(x, rm, reps, dims, tile):
     k = x.shape[-1]
-    h = _chain_shape_and_map(tuple(x.shape), tuple(reps), tuple(dims)).shape[3]
+    h, _why = _map_reason(tuple(x.shape), tuple(int(d) for d in reps), tuple(int(d) for d in dims))
     variant, _ = _variant(math.prod(list(x.shape)[:-1]), k, h, x.memory_config())
     return prepare_expert_weights(x, k, h, variant=variant, memory_config=x.memory_config())
 
