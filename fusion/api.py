@@ -477,7 +477,8 @@ def _one_round(gm, catalog: Catalog, verifier: Verifier, report: FusionReport, s
             report.refusals.append(Refusal(c.pattern.name, c.location, reason, c.spelling.name))
             continue
         if any(o.op == "placeholder" for o in outcome.replacement.outputs):  # the chain removed
-            why, drop = effects.identity_problem(c, outcome.replacement.outputs, index)
+            why, drop = effects.identity_problem(c, outcome.replacement.outputs, index,
+                                                 effects.returned_buffers(graph))
             if why:
                 report.refusals.append(Refusal(c.pattern.name, c.location, why, c.spelling.name))
                 continue

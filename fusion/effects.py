@@ -204,32 +204,45 @@ def replacement_problem(graph: torch.fx.Graph) -> str | None:
     return None
 
 
-def identity_problem(c, r_outputs: list, index: "Index | None") -> tuple[str | None, list]:
+def identity_problem(c, r_outputs: list, index: "Index | None", graph_outputs: set) -> tuple[str | None, list]:
     """(why not, deallocates to drop) for a replacement that returns its input itself (a chain
-    removed): the chain gave its output a buffer of its own, and a later write or free of the
-    input or of the output would now reach both. One case is a hand-over, not a hazard: the input
-    is read by the chain alone and freed right after (`y = to_layout(x); deallocate(x)`, as real code
-    writes it); the output then simply keeps the input's buffer, and that deallocate goes."""
+    removed). The chain gave its output a buffer of its own; without it, input and output are one
+    buffer, so a later write or free of either would reach both, and returning it (or the input)
+    from the program would hand the caller one buffer twice. One case is a hand-over, not a hazard:
+    the input is read by the chain alone and freed right after (`y = to_layout(x); deallocate(x)`, as
+    real code writes it); the output then keeps the input's buffer, and that deallocate goes.
+    `graph_outputs`: the buffers the program returns."""
     drop: list = []
     for out, rout in zip(c.outputs, r_outputs):
-        if getattr(rout, "op", None) != "placeholder" or index is None:
+        if getattr(rout, "op", None) != "placeholder":
             continue
         src = c.inputs[rout.target]
         src_buf, out_buf = buffer_of(src), buffer_of(out)
         if src_buf is out_buf:
             continue  # the chain's result may already be a view of its input (a reshape): one buffer as before
-        killers = [k for k in index.killers.get(src_buf, ()) if k > c.first]
-        handed_over = (src_buf is src and len(killers) == 1 and killers[0].target is _DEALLOCATE and killers[0] > c.last
-                       and killers[0].meta.get("frees") is src
-                       and all(u is killers[0] or u in c.nodes for u in src.users))
+        src_killers = [k for k in index.killers.get(src_buf, ()) if k > c.first] if index is not None else []
+        out_killers = [k for k in index.killers.get(out_buf, ()) if k > c.first] if index is not None else []
+        handed_over = (src_buf is src and len(src_killers) == 1 and src_killers[0].target is _DEALLOCATE
+                       and src_killers[0] > c.last and src_killers[0].meta.get("frees") is src
+                       and src_buf not in graph_outputs
+                       and all(u is src_killers[0] or u in c.nodes for u in src.users))
         if handed_over:
-            drop.append(killers[0])
-            killers = []
-        later = killers + [k for k in index.killers.get(out_buf, ()) if k > c.first and k.meta.get("writes") is not None]
+            drop.append(src_killers[0])  # the buffer is the output's from here on
+            continue
+        later = src_killers + out_killers
         if later:
-            k = later[0]
+            k = min(later)
             what = "frees" if k.meta.get("writes") is None else "writes"
-            whose = "input" if k in killers else "output"
+            whose = "input" if k in src_killers else "output"
             return (f"{ttnn_ops.op_name(k.target)} at {k.meta.get('location', '?')} {what} the chain's {whose}: "
                     f"without the chain its input and output would be one buffer"), []
+        if out_buf in graph_outputs and (src.op == "placeholder" or src_buf in graph_outputs):
+            return ("the chain's result is returned and its input is the caller's tensor or returned too: without "
+                    "the chain the caller would get one buffer twice"), []
     return None, drop
+
+
+def returned_buffers(graph: torch.fx.Graph) -> set:
+    """The buffers of the values a graph returns."""
+    out = next((n for n in reversed(graph.nodes) if n.op == "output"), None)
+    return {buffer_of(n) for n in (out.all_input_nodes if out is not None else ())}

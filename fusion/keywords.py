@@ -80,9 +80,12 @@ def carried(target: Any, keyword: str, carry_meaning: bool = False) -> bool:
 
 def placement_means(target: Any, keyword: str, value: Any) -> str | None:
     """The meaning a placement value carries, or None: a matmul program config with a fused
-    activation computes the activation too."""
+    activation computes the activation too; a sharded norm config with inplace=True writes its
+    input."""
     if keyword == "program_config" and getattr(value, "fused_activation", None) is not None:
         return f"its fused_activation ({value.fused_activation})"
+    if getattr(value, "inplace", False):  # a norm config that writes its input: a memory effect
+        return "inplace=True (the op overwrites its input)"
     return None
 
 

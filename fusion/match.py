@@ -100,7 +100,8 @@ class _Matcher:
             return False
         ok, glit = literal_of(gv)
         if (ok and name not in pnode.written and keywords.carried(pn.target, name, self.s.carry)
-                and keywords.placement_means(pn.target, name, glit) is None):
+                and keywords.placement_means(pn.target, name, glit) is None
+                and not self._rounds_intermediate(pn, name, glit)):
             self.placement[(pn, name)] = glit
             return True
         if self.lenient:
@@ -162,9 +163,21 @@ class _Matcher:
                 return False
         return True
 
+    def _rounds_intermediate(self, pn, name, value) -> bool:
+        """A dtype= on a call whose result the replacement no longer writes, that differs from its
+        tensor inputs' dtype: it rounds there, and dropping it would lose that rounding."""
+        if name not in ("dtype", "output_dtype") or pn in self.s.outputs or value is None:
+            return False
+        g = self.env.get(pn)
+        specs = [n.meta.get("spec") for n in (g.all_input_nodes if isinstance(g, torch.fx.Node) else ())
+                 if "literal" not in n.meta]
+        return not specs or any(getattr(s, "dtype", None) != value for s in specs)
+
     def _capture(self, pn, g) -> bool:
         ok, lit = literal_of(g)
         if not ok:
+            if isinstance(g, torch.fx.Node) and not g.meta.get("python_value"):
+                return False  # a tensor where the pattern has a constant: another structure
             raise _NonConstant(pn.target, g if isinstance(g, torch.fx.Node) else None)
         name = pn.target
         if name in self.captures:
@@ -307,8 +320,11 @@ def _near_miss_candidate(pattern, spelling, pindex, nodes, inputs, captures, out
                           outputs=outputs, nodes=nodes, absorbed=[], first=nodes[0], last=nodes[-1])
         if any(_spec_problem(n) for n in (*inputs.values(), *outputs)) or _pattern_rules(probe):
             return None
-    diffs = [f"{ttnn_ops.op_name(pn.target)} {name}={_shown(gv)} where the pattern has {_shown(pv)}"
-             for pn, name, pv, gv in misses]
+    diffs = []
+    for pn, name, pv, gv in misses:
+        means = keywords.placement_means(pn.target, name, gv) if isinstance(name, str) else None
+        diffs.append(f"{ttnn_ops.op_name(pn.target)} {name}={_shown(gv)} where the pattern has {_shown(pv)}"
+                     + (f" ({means})" if means else ""))
     cand = Candidate(pattern=pattern, spelling=spelling, pattern_index=pindex, captures=captures, inputs={},
                      outputs=outputs, nodes=nodes, absorbed=[], first=nodes[0], last=nodes[-1],
                      location=located(nodes[0]))

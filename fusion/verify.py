@@ -203,7 +203,7 @@ class Verifier:
             aliasing = ()
         caps = tuple(sorted((k, _hashable(v)) for k, v in c.captures.items())) if c.captures else ()
         outs = tuple(n.meta.get("spec") for n in outputs)
-        placed = tuple(sorted((k, repr(v)) for k, v in c.keywords.items())) if c.keywords else ()
+        placed = tuple(sorted((k, _keyed(v)) for k, v in c.keywords.items())) if c.keywords else ()
         return (c.spelling, specs, aliasing, caps, outs, placed)
 
     def verify(self, c: Candidate, gm) -> Outcome:
@@ -347,6 +347,16 @@ def compare_programs(original, fused, inputs: list, tolerance: Tolerance | None 
         if why:
             return why
     return None
+
+
+def _keyed(v):
+    """A keyword value as a cache key: equal for values ttnn treats alike, never an address."""
+    from .ttnn_specs import literal_key
+
+    try:
+        return repr(literal_key(v))
+    except Exception:
+        return repr(v)
 
 
 def _hashable(v):

@@ -353,3 +353,67 @@ def test_too_many_equivalent_spellings_is_a_pattern_error():
 
     with pytest.raises(fusion.PatternError, match="equivalent spellings"):
         fusion.Pattern("too_loose", unfused, unfused)
+
+
+# --- regressions found by review -----------------------------------------------------------------
+
+
+def test_a_removed_chain_whose_result_is_freed_while_its_input_lives_on_is_refused():
+    # without the chain, freeing y would free x, which is read afterwards
+    def model(x):
+        y = ttnn.to_layout(ttnn.to_layout(x, ttnn.ROW_MAJOR_LAYOUT), ttnn.TILE_LAYOUT)
+        a = ttnn.exp(y)
+        ttnn.deallocate(y)
+        return ttnn.add(a, ttnn.exp(x))
+
+    _, fused, refused = run(model, [X], ["movement_chain"])
+    assert fused == [] and any("frees the chain's output" in r for r in refused), refused
+
+
+def test_a_round_trip_of_a_program_input_returned_as_is_is_not_removed():
+    # the caller would get its own tensor back as the result
+    def model(x):
+        return ttnn.to_layout(ttnn.to_layout(x, ttnn.ROW_MAJOR_LAYOUT), ttnn.TILE_LAYOUT)
+
+    _, fused, refused = run(model, [X], ["movement_chain"])
+    assert fused == [] and any("one buffer twice" in r for r in refused), refused
+
+
+def test_a_norm_config_that_writes_its_input_is_not_a_placement():
+    mc = _width_sharded(8, 8, 4096)
+    pc = ttnn.LayerNormShardedMultiCoreProgramConfig(compute_with_storage_grid_size=ttnn.CoreCoord(8, 8),
+                                                     subblock_w=2, block_h=1, block_w=2, inplace=True)
+    x = TensorSpec((1, 1, 32, 4096), memory_config=mc)
+
+    def model(x, r, g):  # the in-place norm overwrites the temporary sum; fused, it would overwrite x
+        y = ttnn.rms_norm(ttnn.add(x, r, memory_config=mc), weight=g, epsilon=1e-5, program_config=pc,
+                          memory_config=mc)
+        return ttnn.add(y, x, memory_config=mc)
+
+    _, fused, refused = run(model, [x, x, TensorSpec((1, 1, 1, 4096))], ["residual_rmsnorm"])
+    assert fused == [] and any("inplace=True" in r for r in refused), refused
+
+
+def test_an_intermediate_rounded_by_its_dtype_keeps_its_rounding():
+    # float32 data rounded to bfloat16 in the middle: dropping dtype= would lose that rounding
+    f32 = TensorSpec((1, 1, 32, 256), dtype=ttnn.float32)
+
+    def model(a, b):
+        return ttnn.add(a, ttnn.divide(b, 2, dtype=ttnn.bfloat16))
+
+    _, fused, refused = run(model, [f32, f32], ["scaled_add"])
+    assert fused == [] and any("dtype=DataType.BFLOAT16" in r for r in refused), refused
+
+    def same_dtype(a, b):  # a dtype= that rounds nothing is a placement: dropped
+        return ttnn.add(a, ttnn.divide(b, 2, dtype=ttnn.float32))
+
+    _, fused, _ = run(same_dtype, [f32, f32], ["scaled_add"])
+    assert fused == ["scaled_add"]
+
+
+def test_a_tensor_where_a_pattern_has_a_constant_is_another_structure_not_a_refusal():
+    def model(x):  # x * x + eps: scaled_add's swapped spelling must not bind x as its constant
+        return ttnn.add(ttnn.multiply(x, x), 1e-6)
+
+    _, fused, refused = run(model, [X], ["scaled_add"])
+    assert fused == [] and refused == []
