@@ -166,8 +166,8 @@ class _Matcher:
     def _rounds_intermediate(self, pn, name, value) -> bool:
         """A dtype= on a call whose result the replacement no longer writes, that differs from its
         tensor inputs' dtype: it rounds there, and dropping it would lose that rounding."""
-        if name not in ("dtype", "output_dtype") or pn in self.s.outputs or value is None:
-            return False
+        if name not in ("dtype", "output_dtype") or pn in self.s.outputs or value is None or self.s.carry:
+            return False  # (a carry pattern re-emits the call with its dtype)
         g = self.env.get(pn)
         specs = [n.meta.get("spec") for n in (g.all_input_nodes if isinstance(g, torch.fx.Node) else ())
                  if "literal" not in n.meta]

@@ -417,3 +417,16 @@ def test_a_tensor_where_a_pattern_has_a_constant_is_another_structure_not_a_refu
 
     _, fused, refused = run(model, [X], ["scaled_add"])
     assert fused == [] and refused == []
+
+
+def test_a_reshard_keeps_the_producers_rounding_dtype():
+    # tt_transformers' MLP: mul(w1, w3, dtype=bfloat8_b, ...) then to_memory_config: the producer is
+    # re-emitted with its dtype, so nothing is lost
+    def model(a, b):
+        y = ttnn.multiply(a, b, dtype=ttnn.float32)
+        return ttnn.to_memory_config(y, ttnn.L1_MEMORY_CONFIG)
+
+    f, fused, refused = run(model, [X, X], ["reshard_into_producer"])
+    assert fused == ["reshard_into_producer"], refused
+    (node,) = calls(f)
+    assert kwarg(node, "dtype") == ttnn.float32
