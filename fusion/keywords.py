@@ -66,10 +66,6 @@ def kind(target: Any, keyword: str) -> str:
     return MEANING
 
 
-def is_placement(target: Any, keyword: str) -> bool:
-    return kind(target, keyword) == PLACEMENT
-
-
 def carried(target: Any, keyword: str, carry_meaning: bool = False) -> bool:
     """Whether a keyword a pattern leaves at its default matches any constant (to be passed through
     to the replacement): placements always; meanings too in a pattern that re-emits the matched op

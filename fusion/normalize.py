@@ -74,7 +74,7 @@ def _alternatives(op, args: tuple, kwargs: dict) -> list[Callable]:
         return [squares["multiply"], squares["square"], squares["pow"]]
     if op is ttnn.rsqrt and len(args) == 1 and not kwargs.get("fast_and_approximate_mode"):
         plain = {k: v for k, v in kwargs.items() if k != "fast_and_approximate_mode"}
-        return same + [lambda sp: (ttnn.reciprocal, (sp.call(ttnn.sqrt, x),), plain)]
+        return same + [lambda sp: (ttnn.reciprocal, (ttnn.sqrt(x),), plain)]
     if op is ttnn.mean and len(args) == 1 and not kwargs.keys() - {"dim", "keepdim", "memory_config"}:
         dim, keepdim = kwargs.get("dim"), kwargs.get("keepdim", False)
         if dim is not None:
@@ -84,7 +84,7 @@ def _alternatives(op, args: tuple, kwargs: dict) -> list[Callable]:
                 n = sp.reduced_count(x, dim)
                 if n is False:  # shapes known, the dim not among them: as written
                     return op, args, kwargs
-                total = sp.call(ttnn.sum, x, dim=dim, keepdim=keepdim)
+                total = ttnn.sum(x, dim=dim, keepdim=keepdim)  # recorded as is (the speller is inside a rule)
                 const = sp.hidden_constant(n if divide else (None if n is None else 1.0 / n))
                 return (ttnn.divide if divide else ttnn.multiply), (total, const), rest
 
@@ -125,9 +125,6 @@ class Speller:
 
     def _pass(self, op, args, kwargs):
         return self.inner(op, args, kwargs) if self.inner is not None else (op, args, kwargs)
-
-    def call(self, op, *args, **kwargs):
-        return op(*args, **kwargs)
 
     def reduced_count(self, x, dim):
         """The values a reduction over `dim` of x sums: None when x has no spec (a pattern graph),
