@@ -534,7 +534,7 @@ def _one_round(gm, catalog: Catalog, verifier: Verifier, report: FusionReport, s
         if feed:  # only such nodes can complete a match in a later round
             created += new
         rewrites.append(Rewrite(outcome.kind, location, len(c.nodes),
-                                {k: _plain(v) for k, v in c.captures.items() if not k.startswith(normalize.HIDDEN)}
+                                {k: _plain(v) for k, v in normalize.visible(c.captures).items()}
                                 if c.captures else None))
     seconds["rewrite"] = seconds.get("rewrite", 0.0) + time.perf_counter() - t
     return created, removed

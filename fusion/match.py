@@ -273,14 +273,9 @@ def _near_miss(pattern: Pattern, spelling: Spelling, pindex: int, anchor: torch.
         return None  # a capture computed at run time: the strict matcher reports it
     if not ok or not m.misses:
         return None
-    nodes = []
-    for pn in spelling.calls:
-        g = m.env.get(pn.node)
-        if g is None:
-            if any(pn.target is c for c in ttnn_ops.VALUE_CONSTRUCTORS):
-                continue
-            return None
-        nodes.append(g)
+    nodes = _bound_calls(spelling, m.env)
+    if nodes is None:
+        return None
     nodes.sort()
     inputs = {name: m.env.get(ph) for name, ph in spelling.input_placeholders}
     return _near_miss_candidate(pattern, spelling, pindex, nodes, inputs, m.captures,
@@ -385,14 +380,9 @@ def _interpret_strict(pattern: Pattern, spelling: Spelling, pindex: int, anchor:
         return None
     env = m.env
     # every pattern call must be bound (value constructors may have matched literals instead)
-    calls = []
-    for pn in spelling.calls:
-        g = env.get(pn.node)
-        if g is None:
-            if any(pn.target is c for c in ttnn_ops.VALUE_CONSTRUCTORS):
-                continue
-            return None
-        calls.append(g)
+    calls = _bound_calls(spelling, env)
+    if calls is None:
+        return None
     inputs = {}
     for name, ph in spelling.input_placeholders:
         g = env.get(ph)
@@ -401,6 +391,20 @@ def _interpret_strict(pattern: Pattern, spelling: Spelling, pindex: int, anchor:
         inputs[name] = g
     return _candidate(pattern, spelling, pindex, m.captures, inputs, [env[o] for o in spelling.outputs], calls,
                       m.placement)
+
+
+def _bound_calls(spelling: Spelling, env: dict) -> list | None:
+    """The graph calls bound to the spelling's calls, in its order; None when one is unbound
+    (value constructors may have matched literals instead: they bind nothing)."""
+    calls = []
+    for pn in spelling.calls:
+        g = env.get(pn.node)
+        if g is None:
+            if any(pn.target is c for c in ttnn_ops.VALUE_CONSTRUCTORS):
+                continue
+            return None
+        calls.append(g)
+    return calls
 
 
 def _partial_candidate(pattern, spelling, pindex, m, anchor) -> Candidate:
@@ -549,7 +553,7 @@ class Catalog:
                 yield from found  # delegated in C: no Python step per candidate here
 
 
-def _spelling_candidates(i: int, p: Pattern, s: Spelling, nodes: list, near_misses: bool = True):
+def _spelling_candidates(i: int, p: Pattern, s: Spelling, nodes: list, near_misses: bool = False):
     """The candidates of one spelling at these anchors (graph order); with near_misses, chains that
     differ from it only in literals too (refused, saying what differs)."""
     fast = s.compiled
@@ -583,7 +587,7 @@ def _spelling_candidates(i: int, p: Pattern, s: Spelling, nodes: list, near_miss
                     c = _near_miss_found(p, s, i, node, *found[1:])
                     if c is not None:
                         yield c
-            elif found is not None:  # None: a literal _miss settled on the way
+            elif found is not None:  # None: the calls themselves differ
                 calls, inputs, captures, _clean = found
                 yield _candidate(p, s, i, captures, inputs, [node], calls)
 

@@ -38,6 +38,11 @@ COMMUTATIVE = frozenset(id(op) for op in (
 # replacement
 HIDDEN = "_normal_"
 
+def visible(captures: dict) -> dict:
+    """The captures a replacement and a report see (the hidden constants left out)."""
+    return {k: v for k, v in captures.items() if not k.startswith(HIDDEN)}
+
+
 MAX_SPELLINGS = 256  # combinations of one written spelling; more says the pattern is too loose
 
 

@@ -229,8 +229,9 @@ def _uses(value, out: set):
 
 
 def _compile_spellings(pattern_name: str, fn: Callable, params: list[str], captures: set[str],
-                       equivalents: bool = True) -> list[Spelling]:
-    """The written spelling and every equivalent one (fusion/normalize.py), each compiled."""
+                       carry: bool = False) -> list[Spelling]:
+    """The written spelling and every equivalent one (fusion/normalize.py), each compiled. A carry
+    pattern is not re-spelled: its replacement re-emits the user's op as written."""
     where = f"pattern {pattern_name!r}, spelling {fn.__name__}"
     tensor_params = {p: None for p in params if p not in captures}
     scalar_params = {p: SYMBOLIC for p in params if p in captures}
@@ -239,7 +240,7 @@ def _compile_spellings(pattern_name: str, fn: Callable, params: list[str], captu
         return trace_function(fn, tensor_params, scalar_params, call_hook=hook)
 
     try:
-        combos = normalize.spellings(run) if equivalents else [()]
+        combos = [()] if carry else normalize.spellings(run)
     except Exception as e:  # a pattern that does not trace is malformed
         raise PatternError(f"{where}: cannot be traced: {type(e).__name__}: {e}") from e
     if not combos:
@@ -252,12 +253,12 @@ def _compile_spellings(pattern_name: str, fn: Callable, params: list[str], captu
         if key in seen:
             continue
         seen.add(key)
-        out.append(_compile_spelling(where, fn, graph, root, params, captures, choices))
+        out.append(_compile_spelling(where, fn, graph, root, params, captures, choices, carry))
     return out
 
 
 def _compile_spelling(where: str, fn: Callable, graph, root, params: list[str], captures: set[str],
-                      choices: tuple = ()) -> Spelling:
+                      choices: tuple = (), carry: bool = False) -> Spelling:
     calls, by_node, outputs = [], {}, []
     for n in graph.nodes:
         if n.op == "call_function":
@@ -292,7 +293,7 @@ def _compile_spelling(where: str, fn: Callable, graph, root, params: list[str], 
         raise PatternError(f"{where}: output must be a ttnn op")
     spelling = Spelling(
         name=fn.__name__, fn=normalize.spelled(fn, choices), graph=graph, root=root, calls=calls, by_node=by_node,
-        outputs=outputs, choices=tuple(choices), guard=normalize.guard(graph),
+        outputs=outputs, choices=tuple(choices), guard=normalize.guard(graph), carry=carry,
         tensor_inputs=[p for p in params if p not in captures], captures=[p for p in params if p in captures],
         input_placeholders=tuple((n.target, n) for n in graph.nodes
                                  if n.op == "placeholder" and n.meta.get("role") == "tensor"),
@@ -378,10 +379,7 @@ class Pattern:
         # movement ops) reports only the refusals of matches that passed its own rules (memory
         # effects, verification): that a reshape changes a shape is not news
         self.quiet = quiet
-        # (a pattern that re-emits the matched ops is not re-spelled: the replacement would re-spell the user's op)
-        self.spellings = [s for f in fns for s in _compile_spellings(name, f, params, set(captures), not carry)]
-        for s in self.spellings:
-            s.carry = carry
+        self.spellings = [s for f in fns for s in _compile_spellings(name, f, params, set(captures), carry)]
         self.tensor_inputs = [p for p in params if p not in captures]
 
     def __repr__(self) -> str:

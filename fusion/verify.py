@@ -75,8 +75,8 @@ def build_replacement(c: Candidate, fn=None, call_hook=None) -> Replacement:
 
 
 def _traced_replacement(c: Candidate, fn, call_hook) -> Replacement:
-    captures = {k: v for k, v in c.captures.items() if not k.startswith(normalize.HIDDEN)}
-    graph, root = trace_function(fn or c.pattern.replacement, dict(c.input_specs), captures, call_hook=call_hook)
+    graph, root = trace_function(fn or c.pattern.replacement, dict(c.input_specs), normalize.visible(c.captures),
+                                 call_hook=call_hook)
     calls = [n for n in graph.nodes if n.op == "call_function"]
     out = next(n for n in graph.nodes if n.op == "output").args[0]
     outs = list(out) if isinstance(out, (tuple, list)) else [out]

@@ -148,10 +148,6 @@ def same_shape_reshape(x, shape):
     return ttnn.reshape(x, shape)
 
 
-def _identity(x):
-    return x
-
-
 def _check_same_shape(m):
     if tuple(m.x.shape) != tuple(int(d) for d in m.output.shape):
         return "the reshape changes the shape"
@@ -168,7 +164,7 @@ def typecast_round_trip(x, wide, back):
 
 
 def typecast_removed(x, wide, back):
-    return _identity(x)
+    return x
 
 
 def _check_typecast(m):
@@ -184,7 +180,7 @@ def _check_typecast(m):
 PATTERNS = [
     *(_sandwich(op) for op in (ttnn.reshape, ttnn.permute, ttnn.repeat)),
     *(_pair(a, b) for a in _MOVES for b in _MOVES),
-    Pattern("movement_chain", same_shape_reshape, lambda x, shape: _identity(x), captures={"shape": AnyValue()},
+    Pattern("movement_chain", same_shape_reshape, lambda x, shape: x, captures={"shape": AnyValue()},
             check=_check_same_shape, exact=True, quiet=True, becomes="nothing (the reshape keeps the shape)",
             example=lambda rng: ({"x": TensorSpec((1, 1, 32, 64))}, {"shape": (1, 1, 32, 64)})),
     Pattern("movement_chain", typecast_round_trip, typecast_removed,
