@@ -46,7 +46,9 @@ __all__ = ["run", "EmulatorError", "KernelError", "Deadlock", "Timeout", "BuildE
 _HERE = Path(__file__).resolve().parent
 _INCLUDE = _HERE / "include"
 L1_SIZE = 1464 * 1024
-CB_BASE = 0x20000   # CBs are placed from here up; semaphores below
+# tt-metal's allocator on the mock N150 reports an L1 bank of 1393312 bytes: L1 below 1499136 - 1393312 is
+# firmware's, and CBs are placed from there up (tensors come from the top down); semaphores sit below it
+CB_BASE = 1499136 - 1393312
 SEM_BASE = 0x1000
 _NUM_CBS = 32
 
@@ -160,15 +162,16 @@ def _shards(t) -> list[_Shard]:
             if i * sw < cols:
                 out.append(_Shard(c, slice(0, rows), slice(i * sw, (i + 1) * sw)))
     elif layout == "BLOCK_SHARDED":
-        gx = max(c[0] for c in cores) - min(c[0] for c in cores) + 1
         x0, y0 = min(c[0] for c in cores), min(c[1] for c in cores)
         for c in cores:
             i, j = (c[1] - y0, c[0] - x0) if row_major else (c[0] - x0, c[1] - y0)
             if i * sh < rows and j * sw < cols:
                 out.append(_Shard(c, slice(i * sh, (i + 1) * sh), slice(j * sw, (j + 1) * sw)))
-        del gx
     else:
         raise EmulatorError(f"memory layout {layout} is not modelled")
+    need = math.ceil(rows / sh) * math.ceil(cols / sw)
+    if len(out) != need:
+        raise EmulatorError(f"{need} shards on {len(cores)} cores: more than one shard per core is not modelled")
     return out
 
 

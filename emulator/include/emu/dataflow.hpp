@@ -377,40 +377,77 @@ inline void noc_semaphore_set_multicast(uint32_t src, uint64_t dst, uint32_t num
 }
 
 // ---- tensors ----------------------------------------------------------------------------------------------
-// TensorAccessor over an interleaved tensor: the host registers every tensor by its buffer address, and a
-// page id becomes a tensor-page NOC address. Which DRAM bank or L1 bank holds a page is not modelled.
+// TensorAccessor as ttnn.TensorAccessorArgs lays out its compile-time args: [config, aligned page size] for an
+// interleaved tensor; sharded adds [rank, number of banks, tensor shape in pages, shard shape in pages, bank
+// NOC coordinates two per word (x << 8 | y, low half first)]. An interleaved tensor is found by its buffer
+// address among the tensors the host registered (which DRAM bank holds a page is not modelled); a sharded
+// page resolves to its bank core's L1, where the host placed the shards.
 template <uint32_t CTA_OFFSET, uint32_t CRTA_OFFSET = 0>
 struct TensorAccessorArgs {
     static constexpr uint32_t config = get_compile_time_arg_val(CTA_OFFSET);
+    static_assert((config & ~3u) == 0, "emulator: tensor-accessor args given at runtime are not modelled");
     static constexpr bool is_sharded = (config & 1u) != 0;
     static constexpr bool is_dram = (config & 2u) != 0;
-    static_assert(!is_sharded, "emulator: sharded TensorAccessor is not modelled");
     static constexpr uint32_t aligned_page_size = get_compile_time_arg_val(CTA_OFFSET + 1);
-    static constexpr uint32_t next_compile_time_args_offset() { return CTA_OFFSET + 2; }
+    static constexpr uint32_t rank = is_sharded ? get_compile_time_arg_val(CTA_OFFSET + 2) : 0;
+    static constexpr uint32_t num_banks = is_sharded ? get_compile_time_arg_val(CTA_OFFSET + 3) : 0;
+    static constexpr uint32_t shapes = CTA_OFFSET + 4;
+    static constexpr uint32_t coords = shapes + 2 * rank;
+    static constexpr uint32_t next_compile_time_args_offset() {
+        return is_sharded ? coords + (num_banks + 1) / 2 : CTA_OFFSET + 2;
+    }
     static constexpr uint32_t next_common_runtime_args_offset() { return CRTA_OFFSET; }
 };
 
 struct TensorAccessor {
-    uint32_t slot = 0, page_size = 0;
+    uint32_t slot = 0, page_size = 0, address = 0;
+    bool sharded = false;
+    uint32_t rank = 0, num_banks = 0, shapes = 0, coords = 0;
     template <uint32_t A, uint32_t B>
-    TensorAccessor(const TensorAccessorArgs<A, B>&, uint32_t address, uint32_t = 0) {
+    TensorAccessor(const TensorAccessorArgs<A, B>&, uint32_t addr, uint32_t = 0) {
+        using Args = TensorAccessorArgs<A, B>;
         std::unique_lock<std::mutex> lk(emu::M->mu);
-        page_size = TensorAccessorArgs<A, B>::aligned_page_size;
+        page_size = Args::aligned_page_size;
+        address = addr;
+        sharded = Args::is_sharded;
+        if (sharded) {
+            if (Args::is_dram) emu::fail("TensorAccessor: DRAM-sharded tensors are not modelled");
+            rank = Args::rank, num_banks = Args::num_banks, shapes = Args::shapes, coords = Args::coords;
+            return;
+        }
         for (size_t i = 0; i < emu::M->tensors.size(); ++i) {
             const emu::Tensor& t = emu::M->tensors[i];
-            if (t.addr == address && t.dram == TensorAccessorArgs<A, B>::is_dram) {
+            if (t.addr == addr && t.dram == Args::is_dram) {
                 if (t.page_size != page_size)
                     emu::fail("TensorAccessor: page size %u in the compile-time args, the tensor at 0x%x has %u",
-                              page_size, address, t.page_size);
+                              page_size, addr, t.page_size);
                 slot = uint32_t(i);
                 return;
             }
         }
-        emu::fail("TensorAccessor: no %s tensor at address 0x%x", TensorAccessorArgs<A, B>::is_dram ? "DRAM" : "L1",
-                  address);
+        emu::fail("TensorAccessor: no %s tensor at address 0x%x", Args::is_dram ? "DRAM" : "L1", addr);
     }
     uint64_t get_noc_addr(uint32_t page, uint32_t offset = 0, uint8_t = 0) const {
-        return (uint64_t(2) << 60) | (uint64_t(slot) << 40) | (uint64_t(page) * page_size + offset);
+        if (!sharded) return (uint64_t(2) << 60) | (uint64_t(slot) << 40) | (uint64_t(page) * page_size + offset);
+        // page -> its coordinate in the tensor (in pages) -> shard and place in the shard -> bank
+        uint32_t coord[8], rest = page, shard_id = 0, in_shard = 0, volume = 1, shard_volume = 1;
+        if (rank > 8) emu::fail("TensorAccessor: rank %u", rank);
+        for (int d = int(rank) - 1; d >= 0; --d) {
+            const uint32_t n = emu::kCTArgs[shapes + d];
+            coord[d] = rest % n;
+            rest /= n;
+            volume *= n;
+        }
+        if (page >= volume) emu::fail("TensorAccessor: page %u of a %u-page sharded tensor", page, volume);
+        for (uint32_t d = 0; d < rank; ++d) {
+            const uint32_t n = emu::kCTArgs[shapes + d], s = emu::kCTArgs[shapes + rank + d];
+            shard_id = shard_id * ((n + s - 1) / s) + coord[d] / s;
+            in_shard = in_shard * s + coord[d] % s;
+            shard_volume *= s;
+        }
+        const uint32_t bank = shard_id % num_banks, local = shard_id / num_banks;
+        const uint32_t word = emu::kCTArgs[coords + bank / 2], xy = (bank % 2) ? word >> 16 : word & 0xFFFFu;
+        return ::get_noc_addr(xy >> 8, xy & 0xFFu, address + (local * shard_volume + in_shard) * page_size + offset);
     }
 };
 
