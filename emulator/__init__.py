@@ -247,18 +247,24 @@ def _riscs(kd) -> list[str]:
     return ["TRISC"] if any(r.startswith("TRISC") for r in riscs) else list(riscs)
 
 
-def _kernel_build(kd, risc: str, digest: str) -> tuple[list[str], Path]:
-    from micro_ops import common
+KERNELS = Path(__file__).resolve().parent.parent / "kernels"
 
-    import ttnn
 
-    src = Path(kd.kernel_source)
+def _kernel_build(kd, risc: str, digest: str, kernel_root: Path | None = None) -> tuple[list[str], Path]:
+    src = Path(kd.kernel_source).resolve()
+    if not src.is_relative_to(KERNELS):
+        # e.g. resolved through a ttfuse_kernels package installed from another checkout
+        raise EmulatorError(f"kernel {src} is not one of this checkout's kernels ({KERNELS})")
+    include = KERNELS
+    if kernel_root is not None:  # the same kernel from another copy of kernels/ (mutants)
+        src = Path(kernel_root) / src.relative_to(KERNELS)
+        include = Path(kernel_root)
     if str(kd.source_type).endswith("SOURCE_CODE"):
         raise EmulatorError("kernels given as source text are not supported; give a file path")
     ct = "".join(f"{int(a)}," for a in kd.compile_time_args)
     named = "".join(f'{{"{k}",{int(v)}u}},' for k, v in kd.named_compile_time_args)
     flags = ["-std=c++17", "-O1", "-shared", "-fPIC", "-fvisibility=hidden", "-fvisibility-inlines-hidden",
-             "-pthread", "-w", f"-I{_INCLUDE}", f"-I{common.kernel_include_dir()}", f"-I{src.parent}",
+             "-pthread", "-w", f"-I{_INCLUDE}", f"-I{include}", f"-I{src.parent}",
              "-include", "emu/entry.hpp", f"-DKERNEL_COMPILE_TIME_ARGS={ct}", f"-DEMU_NAMED_ARGS={named}"]
     flags.append("-DCOMPILE_FOR_TRISC=1" if risc == "TRISC" else f"-DCOMPILE_FOR_{risc}")
     if risc == "TRISC":
@@ -294,17 +300,19 @@ def _fidelity(cfg) -> int:
 
 
 def run(program: Any, tensors: Sequence[Any], device: Any, inputs: Sequence[torch.Tensor | None], *,
-        pad_value: float = 0.0, timeout: float = 120.0, workers: int = 2) -> list[torch.Tensor]:
+        pad_value: float = 0.0, timeout: float = 120.0, workers: int = 2,
+        kernel_root: str | Path | None = None) -> list[torch.Tensor]:
     """Run ``program`` (a ttnn.ProgramDescriptor) with io ``tensors`` (device tensors, as for
     ``ttnn.generic_op``) holding ``inputs`` (torch tensors of their logical shapes; None for outputs,
     which start as a NaN pattern) and return every io tensor's contents afterwards (logical shapes).
 
     ``pad_value`` fills the padding of tiled inputs (ttnn pads with 0; a NaN here shows a kernel that
     reads padding). Raises :class:`KernelError`, :class:`Deadlock`, :class:`Timeout` or
-    :class:`BuildError` with the emulator's report."""
+    :class:`BuildError` with the emulator's report. ``kernel_root`` runs the kernels from another copy of
+    ``kernels/`` (the mutation script's mutants); by default they are this checkout's."""
     if len(inputs) != len(tensors):
         raise EmulatorError(f"{len(tensors)} tensors but {len(inputs)} inputs")
-    digest = _tree_digest(_INCLUDE, Path(__file__).resolve().parent.parent / "kernels") + \
+    digest = _tree_digest(_INCLUDE, Path(kernel_root) if kernel_root else KERNELS) + \
         hashlib.sha1((_HERE / "driver.cpp").read_bytes()).hexdigest()
 
     # every core the program touches
@@ -397,7 +405,7 @@ def run(program: Any, tensors: Sequence[Any], device: Any, inputs: Sequence[torc
             common_args = " ".join(str(int(a)) for a in kd.common_runtime_args)
             n_common = len(list(kd.common_runtime_args))
             for risc in _riscs(kd):
-                cmd, so = _kernel_build(kd, risc, digest)
+                cmd, so = _kernel_build(kd, risc, digest, kernel_root)
                 builds[so] = (cmd, Path(kd.kernel_source).name)
                 cfg = kd.config
                 compute = risc == "TRISC"

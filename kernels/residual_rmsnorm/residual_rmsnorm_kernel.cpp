@@ -14,7 +14,8 @@ KERNEL_ENTRY {
     using AddCT = ResidualAdd::ReaderCTArgs<
         get_named_compile_time_arg_val("add_x_cb"),
         get_named_compile_time_arg_val("add_res_cb"),
-        get_named_compile_time_arg_val("add_num_tiles")>;
+        get_named_compile_time_arg_val("add_num_tiles"),
+        get_named_compile_time_arg_val("add_valid_rows")>;
     using NormCT = TTFUSE_RMSNORM_READER_CT("rms_");
 #elif defined(COMPILE_FOR_BRISC)
     using AddCT = ResidualAdd::WriterCTArgs<

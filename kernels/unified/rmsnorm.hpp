@@ -55,8 +55,10 @@ struct RMSNorm {
         uint32_t GammaCB,
         uint32_t ConstCB,
         uint32_t NumTiles,
-        bool PushX>
+        bool PushX,
+        uint32_t ValidRows>      // rows of x that are data; the rest of each tile is padding
     struct ReaderCTArgs {
+        static constexpr uint32_t valid_rows = ValidRows;
         static constexpr uint32_t x_cb = XCB;
         static constexpr uint32_t gamma_rm_cb = GammaRmCB;
         static constexpr uint32_t gamma_cb = GammaCB;
@@ -102,6 +104,24 @@ struct RMSNorm {
         static constexpr bool hw_startup = HwStartup;
     };
 
+#if defined(COMPILE_FOR_NCRISC)
+    // The Gram matrix mixes rows (G[r, c] = x_r . x_c), so an inf or NaN a producer left in a padding row
+    // would reach every row through the masked sum. Padding is not part of the tensor's value: zero it in
+    // place (bf16 tiles at base, rows valid_rows..31 of each) before the compute side sees the tiles.
+    static void zero_padding_rows(uint32_t base, uint32_t num_tiles, uint32_t valid_rows) {
+        for (uint32_t j = 0; j < num_tiles; ++j) {
+            volatile tt_l1_ptr uint32_t* tile = reinterpret_cast<volatile tt_l1_ptr uint32_t*>(base + j * kTileWords * 4);
+            for (uint32_t r = valid_rows; r < ttfuse::kTileHeight; ++r) {
+                const uint32_t word = ttfuse::tile_element_index(r, 0) / 2;  // left face; the right one is 128 words on
+                for (uint32_t w = 0; w < 8; ++w) {
+                    tile[word + w] = 0;
+                    tile[word + ttfuse::kFaceElements / 2 + w] = 0;
+                }
+            }
+        }
+    }
+#endif
+
     template <typename CTArgs>
     class Op {
     public:
@@ -112,8 +132,11 @@ struct RMSNorm {
 #if defined(COMPILE_FOR_NCRISC)
             constexpr uint32_t Wt = CTArgs::num_tiles;
             if constexpr (CTArgs::push_x) {
-                // x is a sharded tensor already resident in the CB's L1: just publish it
+                // x is a sharded tensor already resident in the CB's L1: clear its padding rows, publish it
                 cb_reserve_back(CTArgs::x_cb, Wt);
+                if constexpr (CTArgs::valid_rows < ttfuse::kTileHeight) {
+                    zero_padding_rows(get_write_ptr(CTArgs::x_cb), Wt, CTArgs::valid_rows);
+                }
                 cb_push_back(CTArgs::x_cb, Wt);
             }
 
@@ -265,9 +288,11 @@ struct RMSNorm {
 // s = x + residual (elementwise, bf16 out), the pre-norm residual add of a decoder layer. Its output CB is
 // usually the input of a following RMSNorm::Op in the same kernel (ResidualRMSNorm).
 struct ResidualAdd {
-    // NCRISC: both inputs are sharded tensors already in L1
-    template <uint32_t XCB, uint32_t ResCB, uint32_t NumTiles>
+    // NCRISC: both inputs are sharded tensors already in L1 (padding rows past ValidRows get cleared, so the
+    // sum a following RMSNorm reads has zero padding)
+    template <uint32_t XCB, uint32_t ResCB, uint32_t NumTiles, uint32_t ValidRows>
     struct ReaderCTArgs {
+        static constexpr uint32_t valid_rows = ValidRows;
         static constexpr uint32_t x_cb = XCB;
         static constexpr uint32_t res_cb = ResCB;
         static constexpr uint32_t num_tiles = NumTiles;
@@ -299,8 +324,12 @@ struct ResidualAdd {
         void impl() {
 #if defined(COMPILE_FOR_NCRISC)
             cb_reserve_back(CTArgs::x_cb, CTArgs::num_tiles);
-            cb_push_back(CTArgs::x_cb, CTArgs::num_tiles);
             cb_reserve_back(CTArgs::res_cb, CTArgs::num_tiles);
+            if constexpr (CTArgs::valid_rows < ttfuse::kTileHeight) {
+                RMSNorm::zero_padding_rows(get_write_ptr(CTArgs::x_cb), CTArgs::num_tiles, CTArgs::valid_rows);
+                RMSNorm::zero_padding_rows(get_write_ptr(CTArgs::res_cb), CTArgs::num_tiles, CTArgs::valid_rows);
+            }
+            cb_push_back(CTArgs::x_cb, CTArgs::num_tiles);
             cb_push_back(CTArgs::res_cb, CTArgs::num_tiles);
 #endif
 
@@ -344,7 +373,8 @@ struct ResidualAdd {
 #define TTFUSE_RMSNORM_READER_CT(P)                                                                         \
     ::ttfuse::ops::RMSNorm::ReaderCTArgs<                                                                   \
         TTFUSE_NAMED(P, "x_cb"), TTFUSE_NAMED(P, "gamma_rm_cb"), TTFUSE_NAMED(P, "gamma_cb"),              \
-        TTFUSE_NAMED(P, "const_cb"), TTFUSE_NAMED(P, "num_tiles"), TTFUSE_NAMED(P, "push_x") != 0>
+        TTFUSE_NAMED(P, "const_cb"), TTFUSE_NAMED(P, "num_tiles"), TTFUSE_NAMED(P, "push_x") != 0,         \
+        TTFUSE_NAMED(P, "valid_rows")>
 // WAIT_OUT: whether the writer waits for the packed output (false when a later op consumes it on-core)
 #define TTFUSE_RMSNORM_WRITER_CT(P, WAIT_OUT) \
     ::ttfuse::ops::RMSNorm::WriterCTArgs<TTFUSE_NAMED(P, "out_cb"), TTFUSE_NAMED(P, "num_tiles"), (WAIT_OUT)>

@@ -97,9 +97,10 @@ class ResidualRMSNormSingleCore:
             norm = RMSNormSingleCore.named_args(
                 width=width, epsilon=epsilon, fp32_dest_acc_en=fp32_dest_acc_en, x_cb=R.CB_SUM, out_cb=R.CB_OUT,
                 gamma_rm_cb=R.CB_GAMMA_RM, gamma_cb=R.CB_GAMMA, const_cb=R.CB_CONST, gram_cb=R.CB_GRAM,
-                diag_cb=R.CB_DIAG, rinv_cb=R.CB_RINV, push_x=False, prefix="rms_")
+                diag_cb=R.CB_DIAG, rinv_cb=R.CB_RINV, push_x=False, rows=rows, prefix="rms_")
             add = {
-                "reader": [("add_x_cb", R.CB_X), ("add_res_cb", R.CB_RES), ("add_num_tiles", wt)],
+                "reader": [("add_x_cb", R.CB_X), ("add_res_cb", R.CB_RES), ("add_num_tiles", wt),
+                           ("add_valid_rows", rows)],
                 "writer": [("add_sum_cb", R.CB_SUM), ("add_num_tiles", wt)],
                 "compute": [("add_x_cb", R.CB_X), ("add_res_cb", R.CB_RES), ("add_sum_cb", R.CB_SUM),
                             ("add_num_tiles", wt), ("add_block", RMSNormSingleCore.block(fp32_dest_acc_en))],

@@ -130,13 +130,15 @@ class RMSNormSingleCore:
     @staticmethod
     def named_args(*, width: int, epsilon: float, fp32_dest_acc_en: bool, x_cb: int, out_cb: int,
                    gamma_rm_cb: int, gamma_cb: int, const_cb: int, gram_cb: int, diag_cb: int, rinv_cb: int,
-                   push_x: bool, prefix: str = "") -> dict[str, list[tuple[str, int]]]:
-        """Named compile-time args of RMSNorm::Op per RISC: {'reader': [...], 'writer': [...], 'compute': [...]}."""
+                   push_x: bool, rows: int, prefix: str = "") -> dict[str, list[tuple[str, int]]]:
+        """Named compile-time args of RMSNorm::Op per RISC: {'reader': [...], 'writer': [...], 'compute': [...]}.
+        ``rows``: the rows of x that are data (1..32); the reader zeroes the padding rows below them."""
         wt = width // U.TILE
         p = prefix
         return {
             "reader": [(p + "x_cb", x_cb), (p + "gamma_rm_cb", gamma_rm_cb), (p + "gamma_cb", gamma_cb),
-                       (p + "const_cb", const_cb), (p + "num_tiles", wt), (p + "push_x", int(push_x))],
+                       (p + "const_cb", const_cb), (p + "num_tiles", wt), (p + "push_x", int(push_x)),
+                       (p + "valid_rows", int(rows))],
             "writer": [(p + "out_cb", out_cb), (p + "num_tiles", wt)],
             "compute": [(p + "x_cb", x_cb), (p + "gamma_cb", gamma_cb), (p + "const_cb", const_cb),
                         (p + "gram_cb", gram_cb), (p + "diag_cb", diag_cb), (p + "rinv_cb", rinv_cb),
@@ -181,7 +183,7 @@ class RMSNormSingleCore:
             args = S.named_args(width=width, epsilon=epsilon, fp32_dest_acc_en=fp32_dest_acc_en, x_cb=S.CB_X,
                                 out_cb=S.CB_OUT, gamma_rm_cb=S.CB_GAMMA_RM, gamma_cb=S.CB_GAMMA,
                                 const_cb=S.CB_CONST, gram_cb=S.CB_GRAM, diag_cb=S.CB_DIAG, rinv_cb=S.CB_RINV,
-                                push_x=True)
+                                push_x=True, rows=rows)
             kernels = [
                 common.kernel_descriptor(S.KERNEL, cores, "reader", named_compile_time_args=args["reader"]),
                 common.kernel_descriptor(S.KERNEL, cores, "writer", named_compile_time_args=args["writer"]),

@@ -25,6 +25,8 @@ Two modes, chosen by `plan()` (resident preferred when it fits):
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import ttnn
 
@@ -173,7 +175,8 @@ class _Fused:
             norm = RMSNormSingleCore.named_args(
                 width=k, epsilon=epsilon, fp32_dest_acc_en=fp32_dest_acc_en, x_cb=F.CB_X, out_cb=F.CB_ACT,
                 gamma_rm_cb=F.CB_GAMMA_RM, gamma_cb=F.CB_GAMMA, const_cb=F.CB_CONST, gram_cb=F.CB_GRAM,
-                diag_cb=F.CB_DIAG, rinv_cb=F.CB_RINV, push_x=True, prefix="rms_")
+                diag_cb=F.CB_DIAG, rinv_cb=F.CB_RINV, push_x=True, rows=math.prod(U.shape_list(x.shape)[:-1]),
+                prefix="rms_")
             mms = [MatmulWidthSharded.matmul_args(in0_cb=F.CB_ACT, in1_cb=F.CB_W[i], out_cb=F.CB_OUT[i], kt=kt,
                                                   nt=ns[i] // (U.TILE * c), activation=activations[i],
                                                   fp32_dest_acc_en=fp32_dest_acc_en,
