@@ -211,6 +211,26 @@ def _cache_dir() -> Path:
     return d
 
 
+_INCLUDE_RE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
+
+
+def kernel_deps(src: Path, root: Path) -> list[Path]:
+    """The kernel source and every file under ``root`` it includes, transitively (quoted includes)."""
+    seen: list[Path] = []
+    todo = [src]
+    while todo:
+        p = todo.pop()
+        if p in seen or not p.is_file():
+            continue
+        seen.append(p)
+        for name in _INCLUDE_RE.findall(p.read_text()):
+            for base in (p.parent, root):
+                if (base / name).is_file():
+                    todo.append((base / name).resolve())
+                    break
+    return seen
+
+
 def _tree_digest(*roots: Path) -> str:
     h = hashlib.sha1()
     for root in roots:
@@ -272,7 +292,10 @@ def _kernel_build(kd, risc: str, digest: str, kernel_root: Path | None = None) -
         flags.append(f"-DDST_ACCUM_MODE={'true' if cfg.fp32_dest_acc_en else 'false'}")
     for k, v in kd.defines:
         flags.append(f"-D{k}={v}" if v != "" else f"-D{k}")
-    key = hashlib.sha1(repr((flags, str(src), src.read_bytes(), digest)).encode()).hexdigest()[:20]
+    # keyed by what this build reads: a change elsewhere in kernels/ (a mutant) does not rebuild it
+    deps = b"".join(p.read_bytes() for p in kernel_deps(src, include))
+    stable = [f for f in flags if not f.startswith("-I")]  # the copy's location is not part of the build
+    key = hashlib.sha1(repr((stable, str(src.relative_to(include)), deps, digest)).encode()).hexdigest()[:20]
     return ["g++", *flags, str(src)], _cache_dir() / f"k-{src.stem}-{risc}-{key}.so"
 
 
@@ -312,7 +335,7 @@ def run(program: Any, tensors: Sequence[Any], device: Any, inputs: Sequence[torc
     ``kernels/`` (the mutation script's mutants); by default they are this checkout's."""
     if len(inputs) != len(tensors):
         raise EmulatorError(f"{len(tensors)} tensors but {len(inputs)} inputs")
-    digest = _tree_digest(_INCLUDE, Path(kernel_root) if kernel_root else KERNELS) + \
+    digest = _tree_digest(_INCLUDE) + \
         hashlib.sha1((_HERE / "driver.cpp").read_bytes()).hexdigest()
 
     # every core the program touches

@@ -38,9 +38,15 @@ def _bf(t):
 
 
 def _compare(got, golden, unfused, exact, where) -> str | None:
+    """Within the verifier's bound against the golden and, when given, against the unfused chain.
+    bf16-DST variants pass no `unfused`: they accumulate in bf16 by design and are less accurate than the
+    unfused ttnn chain (measured here: 22 ulp at K=4096); their goldens say so and the verifier refuses them
+    where that matters (the catalog uses fp32 DST)."""
     from fusion.numerics import Measured, Tolerance, check_output
 
     for ref, what in ((golden, "golden"), (unfused, "unfused chain")):
+        if ref is None:
+            continue
         why = check_output(exact, ref.float(), got.float(), ttnn.bfloat16, Tolerance(), Measured(),
                            f" ({where}, against the {what})")
         if why:
@@ -71,7 +77,7 @@ def rmsnorm(rows: int, width: int, fp32: bool, pad_value: float = 0.0, seed: int
 
         def expect(outs):
             return _compare(outs[2], RMSNormSingleCore.golden(x, gamma, epsilon=EPS, fp32_dest_acc_en=fp32),
-                            _rms_unfused(x, gamma), _rms64(x, gamma), "y")
+                            _rms_unfused(x, gamma) if fp32 else None, _rms64(x, gamma), "y")
         return Built(program, [tx, tg, out], [x, gamma.reshape(list(tg.shape)), None], expect, pad_value)
     return Case(f"rmsnorm-{rows}x{width}-{'fp32' if fp32 else 'bf16'}-dst{'-nanpad' if pad_value != 0 else ''}", build)
 
@@ -98,7 +104,7 @@ def residual_rmsnorm(rows: int, width: int, fp32: bool, seed: int = 0) -> Case:
             s, y = ResidualRMSNormSingleCore.golden(x, res, gamma, epsilon=EPS, fp32_dest_acc_en=fp32)
             if not torch.equal(outs[3], s):
                 return "the sum s differs from bf16(x + residual)"
-            return _compare(outs[4], y, _rms_unfused(s, gamma), _rms64(s, gamma), "y")
+            return _compare(outs[4], y, _rms_unfused(s, gamma) if fp32 else None, _rms64(s, gamma), "y")
         return Built(program, [tx, tr, tg, s_out, y_out], [x, res, gamma.reshape(list(tg.shape)), None, None], expect)
     return Case(f"residual_rmsnorm-{rows}x{width}-{'fp32' if fp32 else 'bf16'}-dst", build)
 
@@ -125,7 +131,7 @@ def matmul(k: int, n: int, cores: int, sender: tuple, act, fp32: bool, seed: int
 
         def expect(outs):
             return _compare(outs[2], MatmulWidthSharded.golden(a, w, activation=act, fp32_dest_acc_en=fp32),
-                            _mm_unfused(a, w, act), _ACT64[act](a.double() @ w.double()), "out")
+                            _mm_unfused(a, w, act) if fp32 else None, _ACT64[act](a.double() @ w.double()), "out")
         return Built(program, [ta, tw, out], [a, w.reshape(list(tw.shape)), None], expect)
     return Case(f"matmul-{k}x{n}-{cores}cores-sender{sender[0]}{sender[1]}-{act}-{'fp32' if fp32 else 'bf16'}", build)
 

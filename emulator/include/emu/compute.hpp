@@ -9,7 +9,9 @@
 //    Float32 operands entering srcA/srcB keep 10 mantissa bits (TF32, round to nearest even), as the
 //    unpacker does; Float16_b is exact.
 //  * DST holds fp32 when fp32_dest_acc_en, else every value written to DST is rounded to bf16
-//    (round to nearest even). Matmul sums a 32-term dot product in fp32 before it meets DST.
+//    (round to nearest even). Matmul sums a 32-term dot product in fp32 before it meets DST; with a bf16
+//    DST that partial is rounded to bf16 and then added (silicon splits K=32 into face passes; how it
+//    rounds between them is not public, so the emulator and the goldens use this one model).
 //  * math fidelity phases are not modelled: every multiply is exact in fp32 (HiFi4 behaviour). A LoFi
 //    kernel is more accurate here than on silicon.
 //  * SFPU ops are computed in fp32 libm arithmetic (rsqrt, exp for silu / sigmoid); silicon's polynomial
@@ -267,7 +269,8 @@ inline void matmul_one(uint32_t in0, uint32_t in1, uint32_t i0, uint32_t i1, uin
         for (int col = 0; col < 32; ++col) {
             float s = 0.0f;
             for (int k = 0; k < 32; ++k) s += a[r * 32 + k] * (c.transpose ? b[col * 32 + k] : b[k * 32 + col]);
-            out[r * 32 + col] = store(out[r * 32 + col] + s);
+            // bf16 DST: the FPU's 16-bit result meets DST's 16-bit value (two roundings)
+            out[r * 32 + col] = T->fp32_dest ? out[r * 32 + col] + s : bf16(out[r * 32 + col] + bf16(s));
         }
     }
 }
