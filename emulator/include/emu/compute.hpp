@@ -108,9 +108,9 @@ inline void need_sfpu(int want, const char* what) {
 inline void unpack(int32_t id, uint32_t idx, uint8_t reg, const char* regname, const char* what, float* out) {
     CB& cb = cb_of(id, what);
     const LocalCB& me = T->cb[id];
-    if (idx >= cb.received - cb.acked)
-        fail("%s reads tile %u of cb %d, but only %u tiles are at its front (missing cb_wait_front?)", what, idx, id,
-             cb.received - cb.acked);
+    if (idx >= me.waited)
+        fail("%s reads tile %u of cb %d, but cb_wait_front made only %u tiles safe to read (%u are there now)", what,
+             idx, id, me.waited, cb.received - cb.acked);
     if (me.rd + idx >= cb.num_pages) fail("%s reads tile %u of cb %d past the CB end", what, idx, id);
     if (reg != cb.fmt)
         fail("%s: %s is configured for %s but cb %d holds %s (missing reconfig_data_format%s)", what, regname,
@@ -236,8 +236,9 @@ inline void pack_tile(uint32_t from, uint32_t ocb, uint32_t out_index = 0) {
         emu::fail("pack_tile: the packer is configured for %s but cb %u holds %s (missing pack_reconfig_data_format)",
                   emu::fmt_name(c.pack), ocb, emu::fmt_name(cb.fmt));
     const uint32_t slot = out_of_order ? out_index : me.packed;
-    if ((cb.received - cb.acked) + slot + 1 > cb.num_pages || me.wr + slot >= cb.num_pages)
-        emu::fail("pack_tile into cb %u slot %u: beyond the free space at its back (missing cb_reserve_back?)", ocb, slot);
+    if (slot >= me.reserved || me.wr + slot >= cb.num_pages)
+        emu::fail("pack_tile into cb %u slot %u: cb_reserve_back reserved %u pages (missing or short reservation)", ocb,
+                  slot, me.reserved);
     if (!out_of_order) me.packed += 1;
     const float* src = c.dst[c.pack_half].data() + size_t(from) * emu::kTileElems;
     uint8_t* p = reinterpret_cast<uint8_t*>(uintptr_t(cb.base)) + size_t(me.wr + slot) * cb.page_size;

@@ -113,6 +113,7 @@ inline void cb_reserve_back(int32_t id, int32_t n) {
     emu::block(lk, emu::format("cb_reserve_back(cb %d, %d): %u of %u pages free", id, n,
                                cb.num_pages - (cb.received - cb.acked), cb.num_pages),
                [&] { return cb.num_pages - (cb.received - cb.acked) >= uint32_t(n); });
+    if (uint32_t(n) > me.reserved) me.reserved = n;
 }
 
 inline void cb_push_back(int32_t id, int32_t n) {
@@ -123,6 +124,11 @@ inline void cb_push_back(int32_t id, int32_t n) {
         emu::fail("cb_push_back(cb %d, %d): %u pages already pushed and not popped, capacity %u (overflow)", id, n,
                   cb.received - cb.acked, cb.num_pages);
     if (me.wr + n > cb.num_pages) emu::fail("cb_push_back(cb %d, %d) at page %u runs past the CB end", id, n, me.wr);
+    // ttfuse's rule, stricter than tt-metal's API: every pushed page was reserved first (a push past the
+    // reservation publishes pages whose space was never waited for: a race as soon as the CB is not empty)
+    if (uint32_t(n) > me.reserved)
+        emu::fail("cb_push_back(cb %d, %d) pushes more pages than were reserved (%u)", id, n, me.reserved);
+    me.reserved -= n;
     emu::check_reads_landed(cb, me.wr, n, "cb_push_back", id);
     cb.received += n;
     me.wr = (me.wr + n) % cb.num_pages;
@@ -140,6 +146,7 @@ inline void cb_wait_front(int32_t id, int32_t n) {
                   cb.num_pages);
     emu::block(lk, emu::format("cb_wait_front(cb %d, %d)", id, n),
                [&] { return cb.received - cb.acked >= uint32_t(n); });
+    if (uint32_t(n) > me.waited) me.waited = n;
 }
 
 inline void cb_pop_front(int32_t id, int32_t n) {
@@ -149,6 +156,7 @@ inline void cb_pop_front(int32_t id, int32_t n) {
     if (n <= 0 || cb.received - cb.acked < uint32_t(n))
         emu::fail("cb_pop_front(cb %d, %d): only %u pages were pushed and not popped", id, n, cb.received - cb.acked);
     emu::check_writes_left(cb, me.rd, n, id);
+    me.waited = me.waited > uint32_t(n) ? me.waited - n : 0;
     cb.acked += n;
     me.rd = (me.rd + n) % cb.num_pages;
     emu::changed();

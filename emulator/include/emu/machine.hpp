@@ -50,6 +50,8 @@ struct CB {                       // a core's CB: what tt-metal keeps in L1 and 
 struct LocalCB {                  // one RISC's own view of a CB: its read / write pointers
     uint32_t rd = 0, wr = 0;      // page index
     uint32_t packed = 0;          // tiles packed into the current reservation (compute)
+    uint32_t reserved = 0;        // pages reserved at the back and not pushed yet
+    uint32_t waited = 0;          // pages at the front this RISC waited for and has not popped
 };
 
 struct Pending {                  // a NOC transaction issued and not yet completed
