@@ -222,6 +222,24 @@ def all_cases() -> list[Case]:
     ]
 
 
+def mutation_cases() -> list[Case]:
+    """One case per kernel path, cheapest first: what each mutant is run against (a mutant stops at the first
+    case that catches it). Padded rows, both DST modes, multicast with the sender outside and inside the
+    grid, streamed and dual matmuls, every expert-weight variant."""
+    return [
+        rmsnorm(7, 1024, True, pad_value=float("nan")), rmsnorm(3, 1024, False), residual_rmsnorm(5, 1024, True),
+        prepare_expert_weights((1, 1, 1, 4), 256, "single_core"),
+        prepare_expert_weights((4, 1, 25, 8), 100, "multi_core"),
+        prepare_expert_weights((1, 1, 32, 20), 96, "pipelined", tiles_per_block=3),
+        prepare_expert_weights((1, 1, 32, 8), 256, "multi_core", sharded_out=True),
+        matmul(1024, 256, 4, (0, 1), "sigmoid", True), matmul(512, 64, 1, (0, 0), "relu", False),
+        matmul(1024, 512, 8, (2, 0), "silu", True),
+        rmsnorm_matmul(1024, [256], 4, (0, 7), ["silu"]), rmsnorm_matmul(1024, [64], 1, (0, 0), ["sigmoid"]),
+        rmsnorm_matmul(2048, [512, 512], 8, (0, 7), ["silu", "sigmoid"], stream=True),
+        rmsnorm_matmul(1024, [256, 256], 4, (1, 0), ["silu", None]),
+    ]
+
+
 def run_case(case: Case, device, *, kernel_root=None, timeout: float = 120.0) -> str | None:
     """None when the case's outputs are right, else why not (an EmulatorError propagates)."""
     import emulator

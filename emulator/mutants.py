@@ -47,9 +47,10 @@ EQUIVALENT = [
     ("cb-count", "unified/matmul.hpp", "cb_wait_front(CTArgs::out_cb, CTArgs::out_tiles)", _SAME_END),
     ("cb-count", "unified/rmsnorm.hpp", "cb_wait_front(CTArgs::out_cb, CTArgs::num_tiles)", _SAME_END),
     ("cb-count", "unified/rmsnorm.hpp", "cb_wait_front(CTArgs::sum_cb, CTArgs::num_tiles)", _SAME_END),
-    ("missing-reconfig", "unified/matmul.hpp", "reconfig_data_format<SrcOrder::Reverse>(in0, in1);",
-     "every matmul operand is bfloat16 today, so the unpacker is already configured right; with bfloat8_b weights "
-     "(not modelled yet) this mutant becomes observable"),
+    ("missing-reconfig", "unified/matmul.hpp", "pack_reconfig_data_format(out);",
+     "the packer was last configured for a bfloat16 CB (the start-up's output, or the fused RMSNorm's) and every "
+     "matmul output is bfloat16, so the reconfig changes nothing today; a float32 or bfloat8_b output would make it "
+     "observable"),
 ]
 
 
@@ -154,7 +155,7 @@ def run(mutants: list[Mutant], device, *, timeout: float = 60.0, log=print) -> d
     """Run the cases affected by each mutant; returns {'caught': [...], 'survived': [...], 'stillborn': [...]}."""
     from emulator import cases as C
 
-    all_cases = C.all_cases()
+    all_cases = C.mutation_cases()
     # which kernel files each case's program compiles (built once, unmutated)
     sources: dict[str, set] = {}
     for case in all_cases:
