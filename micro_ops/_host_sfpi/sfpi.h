@@ -193,7 +193,6 @@ __SFPI_FN(lut2)
 __SFPI_FN(lut2_sign)
 __SFPI_FN(max)
 __SFPI_FN(min)
-__SFPI_FN(min_max)
 __SFPI_FN(nearby)
 __SFPI_FN(rectified_linear_unit)
 __SFPI_FN(reduce_max)
@@ -211,9 +210,18 @@ __SFPI_FN(subvec_shflror1)
 __SFPI_FN(subvec_shflshr1)
 __SFPI_FN(subvec_transp)
 __SFPI_FN(symmetric_clamp)
-__SFPI_FN(vec_min_max)
 __SFPI_FN(vec_swap)
 #undef __SFPI_FN
+
+// min_max gives both results at once (LLK code unpacks it: `auto [lo, hi] = sfpi::min_max(a, b)`)
+template <class T>
+struct __hv_pair {
+    T first, second;
+};
+template <class... A>
+constexpr __hv_pair<typename __first_hv<A...>::type> min_max(const A&...) { return {}; }
+template <class... A>
+constexpr __hv_pair<typename __first_hv<A...>::type> vec_min_max(const A&...) { return {}; }
 
 // Conversions with an explicit target type: sfpi::as<vInt>(x), sfpi::convert<vFloat>(x, mode).
 template <class T, class... A>
