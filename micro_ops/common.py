@@ -12,14 +12,24 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import OrderedDict
+from pathlib import Path
 from typing import Any, Callable, Hashable, Iterable, Mapping, Sequence
 
 import ttnn
 
-try:  # installed wheel: kernels/ is the package ttfuse_kernels
+# The kernels that go with this code: in a checkout the kernels/ folder beside micro_ops/ (never a
+# ttfuse_kernels package installed from another checkout, which would build and test its kernels, not
+# ours); installed from a wheel, the package ttfuse_kernels.
+if (Path(__file__).resolve().parent.parent / "kernels" / "unified" / "kernel_op_api.hpp").is_file():
+    import importlib.util as _ilu
+
+    _spec = _ilu.spec_from_file_location("_ttfuse_checkout_kernels",
+                                         Path(__file__).resolve().parent.parent / "kernels" / "__init__.py")
+    _kernels = _ilu.module_from_spec(_spec)
+    _spec.loader.exec_module(_kernels)
+    _kernel_include_dir, _kernel_path = _kernels.include_dir, _kernels.kernel_path
+else:
     from ttfuse_kernels import include_dir as _kernel_include_dir, kernel_path as _kernel_path
-except ImportError:  # checkout: top-level kernels/ package
-    from kernels import include_dir as _kernel_include_dir, kernel_path as _kernel_path
 
 TILE_HEIGHT = 32
 TILE_WIDTH = 32
