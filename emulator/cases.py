@@ -37,17 +37,27 @@ def _bf(t):
     return t.to(torch.bfloat16)
 
 
+# The verifier's bound (fusion.numerics) with 4 ulp instead of 2: the emulator rounds fp32 operands to TF32 in srcA / srcB as
+# Wormhole does, while the goldens, like ttnn's golden functions for the unfused ops, compute in fp32 (both
+# sides idealised alike, so the verifier compares like with like). Measured: up to 3.0 ulp apart on isolated
+# elements; every kernel mutant the cases catch is off by far more (NaN, wrong scale, hundreds of ulp).
+def _tolerance():
+    from fusion.numerics import Tolerance
+
+    return Tolerance(ulps=4.0)
+
+
 def _compare(got, golden, unfused, exact, where) -> str | None:
     """Within the verifier's bound against the golden and, when given, against the unfused chain.
     bf16-DST variants pass no `unfused`: they accumulate in bf16 by design and are less accurate than the
     unfused ttnn chain (measured here: 22 ulp at K=4096); their goldens say so and the verifier refuses them
     where that matters (the catalog uses fp32 DST)."""
-    from fusion.numerics import Measured, Tolerance, check_output
+    from fusion.numerics import Measured, check_output
 
     for ref, what in ((golden, "golden"), (unfused, "unfused chain")):
         if ref is None:
             continue
-        why = check_output(exact, ref.float(), got.float(), ttnn.bfloat16, Tolerance(), Measured(),
+        why = check_output(exact, ref.float(), got.float(), ttnn.bfloat16, _tolerance(), Measured(),
                            f" ({where}, against the {what})")
         if why:
             return why
@@ -213,6 +223,7 @@ def all_cases() -> list[Case]:
         rmsnorm_matmul(2048, [1536], 8, (0, 7), ["silu"]), rmsnorm_matmul(2048, [64], 1, (0, 0), ["sigmoid"]),
         rmsnorm_matmul(2048, [512, 512], 8, (0, 7), ["silu", "sigmoid"], stream=True),
         rmsnorm_matmul(2048, [1536, 1536], 16, (0, 0), ["silu", None]),
+        rmsnorm_matmul(1024, [128, 256], 4, (0, 7), ["relu", None], stream=True),
         prepare_expert_weights((1, 1, 1, 4), 256, "single_core"),
         prepare_expert_weights((8, 1, 1, 8), 2880, "pipelined"),
         prepare_expert_weights((4, 1, 25, 8), 100, "multi_core"),
@@ -237,6 +248,8 @@ def mutation_cases() -> list[Case]:
         rmsnorm_matmul(1024, [256], 4, (0, 7), ["silu"]), rmsnorm_matmul(1024, [64], 1, (0, 0), ["sigmoid"]),
         rmsnorm_matmul(2048, [512, 512], 8, (0, 7), ["silu", "sigmoid"], stream=True),
         rmsnorm_matmul(1024, [256, 256], 4, (1, 0), ["silu", None]),
+        rmsnorm_matmul(1024, [128, 256], 4, (0, 7), ["relu", None], stream=True),  # second weight wider
+        matmul(1024, 1536, 8, (0, 7), "silu", True),  # 6 output tiles per core in DST subblocks of 3
     ]
 
 

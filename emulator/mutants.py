@@ -43,6 +43,11 @@ class Mutant:
 # an equivalent mutant the emulator rejects would be a false alarm.
 _SAME_END = ("a writer that waits for the packed output only keeps BRISC alive; a program ends when every RISC "
              "of the core has finished, so waiting for one tile fewer changes nothing")
+_BF16_OUT = ("every matmul output is bfloat16 and the packer was last set for a bfloat16 CB, so this reconfig "
+             "changes nothing today; a float32 or bfloat8_b output would make it observable")
+_SAME_SCRATCH = ("the gram, diag and rinv CBs always share one data format (float32 with fp32 DST, else bfloat16): "
+                 "the packer is already set")
+_AFTER_STARTUP = "it follows compute_kernel_hw_startup on the same CBs, which set the same formats"
 EQUIVALENT = [
     ("cb-count", "unified/matmul.hpp", "cb_wait_front(CTArgs::out_cb, CTArgs::out_tiles)", _SAME_END),
     ("cb-count", "unified/rmsnorm.hpp", "cb_wait_front(CTArgs::out_cb, CTArgs::num_tiles)", _SAME_END),
@@ -51,6 +56,22 @@ EQUIVALENT = [
      "the packer was last configured for a bfloat16 CB (the start-up's output, or the fused RMSNorm's) and every "
      "matmul output is bfloat16, so the reconfig changes nothing today; a float32 or bfloat8_b output would make it "
      "observable"),
+    ("missing-reconfig", "unified/matmul.hpp", "reconfig_data_format<SrcOrder::Reverse>(in0, CTArgs::in1_cb);",
+     "with a streamed activation the norm core is never a weight core, so every MatmulStreamed runs right after "
+     "compute_kernel_hw_startup on the same CBs"),
+    ("missing-reconfig", "unified/matmul.hpp", "pack_reconfig_data_format(CTArgs::out_cb);", _BF16_OUT),
+    ("missing-reconfig", "unified/matmul.hpp", "pack_reconfig_data_format(CTArgs::outb_cb);", _BF16_OUT),
+    ("missing-reconfig", "unified/rmsnorm.hpp", "reconfig_data_format<SrcOrder::Reverse>(x_cb, x_cb);",
+     "x and every input unpacked before it (the residual add's x and residual) are bfloat16: the unpacker is already "
+     "set for x"),
+    ("missing-reconfig", "unified/rmsnorm.hpp", "pack_reconfig_data_format(diag_cb);", _SAME_SCRATCH),
+    ("missing-reconfig", "unified/rmsnorm.hpp", "pack_reconfig_data_format(rinv_cb);", _SAME_SCRATCH),
+    ("missing-reconfig", "unified/rmsnorm.hpp", "reconfig_data_format(CTArgs::x_cb, CTArgs::res_cb);", _AFTER_STARTUP),
+    ("missing-reconfig", "unified/rmsnorm.hpp", "pack_reconfig_data_format(CTArgs::sum_cb);", _AFTER_STARTUP),
+    ("cb-count", "unified/rmsnorm.hpp", "cb_pop_front(const_cb, 2);",
+     "nothing reads the constant CB after this pop, and a program's CB state ends with it"),
+    ("ct-arg-order", "unified/rmsnorm.hpp", 'TTFUSE_NAMED(P, "gram_cb"), TTFUSE_NAMED(P, "diag_cb")',
+     "the gram and diag CBs are alike (one tile, one data format), so which one holds which changes nothing"),
 ]
 
 

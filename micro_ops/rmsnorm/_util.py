@@ -29,19 +29,6 @@ class InvalidInputError(ValueError):
     """
 
 
-def tf32(t: "torch.Tensor") -> "torch.Tensor":
-    """float32 values as the unpacker loads them into srcA / srcB: 10 mantissa bits, nearest even
-    (Wormhole's source registers are 19 bits wide; fp32 CB data and DST data moved into them lose the rest)."""
-    import torch
-
-    f = t.float().contiguous()
-    b = f.view(torch.int32).to(torch.int64) & 0xFFFFFFFF
-    lsb = (b >> 13) & 1
-    r = (((b + 0xFFF + lsb) >> 13) << 13) & 0xFFFFFFFF
-    r = torch.where(r >= 2 ** 31, r - 2 ** 32, r).to(torch.int32).view(torch.float32)
-    return torch.where(torch.isfinite(f), r, f)
-
-
 def fp32_bits(value: float) -> int:
     return struct.unpack("<I", struct.pack("<f", float(value)))[0]
 

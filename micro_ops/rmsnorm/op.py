@@ -228,11 +228,9 @@ def rms_norm_reference(x: torch.Tensor, gamma: torch.Tensor, *, epsilon: float =
     if gb.numel() != width:
         raise ValueError(f"gamma has {gb.numel()} elements, x is {width} wide")
     if fp32_dest_acc_en:
-        # fp32 values pass srcA / srcB as TF32: the sum of squares (Gram diagonal), x * gamma (moved from DST
-        # for the dest-reuse multiply) and 1/rms (unpacked from its fp32 CB)
-        ss = U.tf32((xb * xb).sum(-1, keepdim=True))
-        r = U.tf32(torch.rsqrt(ss / width + epsilon))
-        y = U.tf32(xb * gb) * r
+        ss = (xb * xb).sum(-1, keepdim=True)
+        r = torch.rsqrt(ss / width + epsilon)
+        y = (xb * gb) * r
     else:
         if width % U.TILE:
             raise ValueError("width must be a multiple of 32")

@@ -54,6 +54,7 @@ struct ComputeState {
     uint8_t srca = NoFmt, srcb = NoFmt, pack = NoFmt;
     int fpu = FpuNone, sfpu = SfpuNone;
     bool transpose = false, acc_to_dest = false;
+    uint32_t mm_in0 = 0, mm_in1 = 0, mm_ct = 1, mm_rt = 1, mm_kt = 1;  // what matmul(_block)_init configured
     // DST: one section (full sync) or two halves (half sync); math owns one, the packer one
     std::vector<float> dst[2];
     int math_half = -1, pack_half = -1, next_half = 0;
@@ -277,27 +278,46 @@ inline void matmul_one(uint32_t in0, uint32_t in1, uint32_t i0, uint32_t i1, uin
 }
 }  // namespace emu
 
+namespace emu {
+inline void mm_init(uint32_t in0, uint32_t in1, uint32_t transpose, uint32_t ct, uint32_t rt, uint32_t kt,
+                    const char* what) {
+    need_started(what);
+    cb_of(in0, what), cb_of(in1, what);
+    ComputeState& c = C();
+    c.fpu = FpuMatmul;
+    c.transpose = transpose != 0;
+    c.mm_in0 = in0, c.mm_in1 = in1, c.mm_ct = ct, c.mm_rt = rt, c.mm_kt = kt;
+}
+// the unpacker and math engine run the block shape and operands their init programmed
+inline void mm_check(uint32_t in0, uint32_t in1, uint32_t ct, uint32_t rt, uint32_t kt, const char* what) {
+    const ComputeState& c = C();
+    if (in0 != c.mm_in0 || in1 != c.mm_in1 || ct != c.mm_ct || rt != c.mm_rt || kt != c.mm_kt)
+        fail("%s(cb %u, cb %u, ct %u, rt %u, kt %u) but the last matmul init configured (cb %u, cb %u, ct %u, rt %u, "
+             "kt %u) (missing init)", what, in0, in1, ct, rt, kt, c.mm_in0, c.mm_in1, c.mm_ct, c.mm_rt, c.mm_kt);
+}
+}  // namespace emu
+
 inline void matmul_init(uint32_t in0, uint32_t in1, uint32_t transpose = 0) {
     std::unique_lock<std::mutex> lk(emu::M->mu);
-    emu::need_started("matmul_init");
-    emu::cb_of(in0, "matmul_init"), emu::cb_of(in1, "matmul_init");
-    emu::C().fpu = emu::FpuMatmul;
-    emu::C().transpose = transpose != 0;
+    emu::mm_init(in0, in1, transpose, 1, 1, 1, "matmul_init");
 }
 inline void matmul_tiles(uint32_t in0, uint32_t in1, uint32_t i0, uint32_t i1, uint32_t d) {
     std::unique_lock<std::mutex> lk(emu::M->mu);
     emu::need_fpu(emu::FpuMatmul, "matmul_tiles");
+    emu::mm_check(in0, in1, 1, 1, 1, "matmul_tiles");
     emu::matmul_one(in0, in1, i0, i1, d, "matmul_tiles");
 }
-inline void matmul_block_init(uint32_t in0, uint32_t in1, uint32_t transpose = 0, uint32_t = 1, uint32_t = 1,
-                              uint32_t = 1) {
-    matmul_init(in0, in1, transpose);
+inline void matmul_block_init(uint32_t in0, uint32_t in1, uint32_t transpose = 0, uint32_t ct = 1, uint32_t rt = 1,
+                              uint32_t kt = 1) {
+    std::unique_lock<std::mutex> lk(emu::M->mu);
+    emu::mm_init(in0, in1, transpose, ct, rt, kt, "matmul_block_init");
 }
 inline void matmul_block(uint32_t in0, uint32_t in1, uint32_t i0, uint32_t i1, uint32_t d, uint32_t transpose,
                          uint32_t ct, uint32_t rt, uint32_t kt) {
     std::unique_lock<std::mutex> lk(emu::M->mu);
     emu::need_fpu(emu::FpuMatmul, "matmul_block");
     if ((transpose != 0) != emu::C().transpose) emu::fail("matmul_block: transpose differs from matmul_block_init's");
+    emu::mm_check(in0, in1, ct, rt, kt, "matmul_block");
     for (uint32_t r = 0; r < rt; ++r)
         for (uint32_t c = 0; c < ct; ++c) emu::matmul_one(in0, in1, i0 + r * kt, i1 + c, d + r * ct + c, "matmul_block");
 }

@@ -94,7 +94,7 @@ inline void check_writes_left(const CB& cb, uint32_t first, uint32_t n, int32_t 
     for (Thread* t : M->threads) {
         if (t->core != T->core) continue;
         for (const Pending& p : t->pending)
-            if (p.kind == Pending::Write && !p.delivered && overlaps(p.src, p.size, lo, hi))
+            if (p.kind == Pending::Write && !p.flushed && overlaps(p.src, p.size, lo, hi))
                 fail("cb_pop_front(cb %d, %u) frees pages that a NOC write issued by %s still reads "
                      "(missing noc_async_writes_flushed or noc_async_write_barrier)", id, n, risc_name(t->risc));
     }
@@ -256,12 +256,41 @@ inline void deliver(Pending& p) {
 inline void complete(Pending::Kind kind, bool ack) {
     auto& v = T->pending;
     for (Pending& p : v)
-        if (p.kind == kind) deliver(p);
+        if (p.kind == kind) deliver(p), p.flushed = true;
     if (ack || kind == Pending::Read) {
         std::vector<Pending> keep;
         for (Pending& p : v)
             if (p.kind != kind) keep.push_back(p);
         v.swap(keep);
+    }
+}
+
+// NOC alignment: source and destination must sit at the same offset within 16 bytes (L1's NOC word)
+inline void check_alignment(const uint8_t* src, const uint8_t* dst, const char* what) {
+    if ((reinterpret_cast<uintptr_t>(src) ^ reinterpret_cast<uintptr_t>(dst)) & 15u)
+        fail("%s: source and destination differ in 16-byte alignment (offsets %u and %u mod 16)", what,
+             unsigned(reinterpret_cast<uintptr_t>(src) & 15u), unsigned(reinterpret_cast<uintptr_t>(dst) & 15u));
+}
+
+// A NOC write that reads CB memory must read pages this RISC owns right now: pages at the front it waited
+// for, or pages at the back it reserved. Anything else may still be written by the producer (a race).
+inline void check_source_owned(const uint8_t* src, uint32_t size, const char* what) {
+    for (int id = 0; id < kNumCBs; ++id) {
+        const CB& cb = T->core->cb[id];
+        if (!cb.on) continue;
+        const uint8_t* base = reinterpret_cast<const uint8_t*>(uintptr_t(cb.base));
+        if (src < base || src + size > base + cb.size) continue;
+        const LocalCB& me = T->cb[id];
+        const uint32_t first = uint32_t((src - base) / cb.page_size), last = uint32_t((src + size - 1 - base) / cb.page_size);
+        auto within = [&](uint32_t start, uint32_t n) {
+            for (uint32_t p = first; p <= last; ++p)
+                if ((p + cb.num_pages - start) % cb.num_pages >= n) return false;
+            return true;
+        };
+        if (within(me.rd, me.waited) || within(me.wr, me.reserved)) return;
+        fail("%s reads pages %u..%u of cb %d, which this RISC neither waited for (front %u, %u waited) nor reserved "
+             "(back %u, %u reserved): the producer may still be writing them", what, first, last, id, me.rd,
+             me.waited, me.wr, me.reserved);
     }
 }
 
@@ -276,6 +305,7 @@ inline void noc_async_read(uint64_t src, uint32_t dst, uint32_t size, uint8_t = 
     std::unique_lock<std::mutex> lk(emu::M->mu);
     emu::Target s = emu::resolve(src, size, "noc_async_read (source)", false);
     uint8_t* d = emu::l1_ptr(*emu::T->core, dst, size, "noc_async_read (destination)");
+    emu::check_alignment(s.ptrs[0], d, "noc_async_read");
     emu::issue(emu::Pending::Read, s.ptrs[0], {d}, size, false);
 }
 
@@ -283,6 +313,8 @@ inline void noc_async_write(uint32_t src, uint64_t dst, uint32_t size, uint8_t =
     std::unique_lock<std::mutex> lk(emu::M->mu);
     uint8_t* s = emu::l1_ptr(*emu::T->core, src, size, "noc_async_write (source)");
     emu::Target d = emu::resolve(dst, size, "noc_async_write (destination)", false);
+    emu::check_alignment(s, d.ptrs[0], "noc_async_write");
+    emu::check_source_owned(s, size, "noc_async_write");
     emu::issue(emu::Pending::Write, s, d.ptrs, size, false);
 }
 
@@ -296,9 +328,12 @@ inline void noc_async_write_multicast(uint32_t src, uint64_t dst, uint32_t size,
     std::vector<uint8_t*> ptrs;
     for (size_t i = 0; i < d.cores.size(); ++i)
         if (d.cores[i] != emu::T->core) ptrs.push_back(d.ptrs[i]);
+    if (ptrs.empty()) emu::fail("noc_async_write_multicast to a rectangle with no receiver (only the sender)");
     if (num_dests != ptrs.size())
         emu::fail("noc_async_write_multicast: num_dests %u but the rectangle holds %zu receivers (the sender "
                   "excluded); the NOC would wait for acks that never come or miss some", num_dests, ptrs.size());
+    emu::check_alignment(s, d.ptrs[0], "noc_async_write_multicast");
+    emu::check_source_owned(s, size, "noc_async_write_multicast");
     emu::issue(emu::Pending::Write, s, ptrs, size, true);
 }
 

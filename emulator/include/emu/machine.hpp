@@ -60,7 +60,8 @@ struct Pending {                  // a NOC transaction issued and not yet comple
     std::vector<uint8_t*> dst;    // several for a multicast
     uint32_t size;
     bool mcast = false;
-    bool delivered = false;       // writes: data has left the source (flushed)
+    bool delivered = false;       // the data is at its destination(s)
+    bool flushed = false;         // writes: the issuing RISC knows the source was read (flush or barrier)
 };
 
 struct Core {
