@@ -103,6 +103,7 @@ inline void check_writes_left(const CB& cb, uint32_t first, uint32_t n, int32_t 
 }  // namespace emu
 
 inline void cb_reserve_back(int32_t id, int32_t n) {
+    if (n == 0) return;  // no pages: nothing to wait for or move
     std::unique_lock<std::mutex> lk(emu::M->mu);
     emu::CB& cb = emu::cb_of(id, "cb_reserve_back");
     emu::LocalCB& me = emu::T->cb[id];
@@ -117,6 +118,7 @@ inline void cb_reserve_back(int32_t id, int32_t n) {
 }
 
 inline void cb_push_back(int32_t id, int32_t n) {
+    if (n == 0) return;  // no pages: nothing to wait for or move
     std::unique_lock<std::mutex> lk(emu::M->mu);
     emu::CB& cb = emu::cb_of(id, "cb_push_back");
     emu::LocalCB& me = emu::T->cb[id];
@@ -137,6 +139,7 @@ inline void cb_push_back(int32_t id, int32_t n) {
 }
 
 inline void cb_wait_front(int32_t id, int32_t n) {
+    if (n == 0) return;  // no pages: nothing to wait for or move
     std::unique_lock<std::mutex> lk(emu::M->mu);
     emu::CB& cb = emu::cb_of(id, "cb_wait_front");
     emu::LocalCB& me = emu::T->cb[id];
@@ -150,6 +153,7 @@ inline void cb_wait_front(int32_t id, int32_t n) {
 }
 
 inline void cb_pop_front(int32_t id, int32_t n) {
+    if (n == 0) return;  // no pages: nothing to wait for or move
     std::unique_lock<std::mutex> lk(emu::M->mu);
     emu::CB& cb = emu::cb_of(id, "cb_pop_front");
     emu::LocalCB& me = emu::T->cb[id];
