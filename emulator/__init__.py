@@ -267,7 +267,13 @@ def _riscs(kd) -> list[str]:
     return ["TRISC"] if any(r.startswith("TRISC") for r in riscs) else list(riscs)
 
 
-KERNELS = Path(__file__).resolve().parent.parent / "kernels"
+def _kernels_root() -> Path:
+    from micro_ops import common  # the kernels the micro-ops build: this checkout's, or the installed package's
+
+    return Path(common.kernel_include_dir()).resolve()
+
+
+KERNELS = _kernels_root()
 
 
 def _kernel_build(kd, risc: str, digest: str, kernel_root: Path | None = None) -> tuple[list[str], Path]:

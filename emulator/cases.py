@@ -188,7 +188,8 @@ def rmsnorm_matmul(k: int, ns: list, cores: int, sender: tuple, acts: list, stre
                 f"{'-streamed' if stream else ''}", build)
 
 
-def prepare_expert_weights(shape: tuple, h: int, variant: str, sharded_out: bool = False, **opts) -> Case:
+def prepare_expert_weights(shape: tuple, h: int, variant: str, sharded_out: bool = False, out_cores: int = 8,
+                           **opts) -> Case:
     def build(dev):
         from micro_ops.prepare_expert_weights import VARIANTS, golden, last_descriptor
 
@@ -196,9 +197,10 @@ def prepare_expert_weights(shape: tuple, h: int, variant: str, sharded_out: bool
         x = torch.randn(shape, generator=torch.Generator().manual_seed(k * 7 + bs)).to(torch.bfloat16)
         xt = ttnn.from_torch(x, dtype=ttnn.bfloat16, layout=ttnn.TILE_LAYOUT, device=dev)
         if sharded_out:
-            grid = ttnn.CoreRangeSet({ttnn.CoreRange(ttnn.CoreCoord(0, 0), ttnn.CoreCoord(7, 0))})
+            # one expert per core, or the whole output on one core (the seed's single-core placement)
+            grid = ttnn.CoreRangeSet({ttnn.CoreRange(ttnn.CoreCoord(0, 0), ttnn.CoreCoord(out_cores - 1, 0))})
             mc = ttnn.MemoryConfig(ttnn.TensorMemoryLayout.HEIGHT_SHARDED, ttnn.BufferType.L1,
-                                   ttnn.ShardSpec(grid, (32, h), ttnn.ShardOrientation.ROW_MAJOR))
+                                   ttnn.ShardSpec(grid, (k * 32 // out_cores, h), ttnn.ShardOrientation.ROW_MAJOR))
         else:
             mc = ttnn.DRAM_MEMORY_CONFIG
         out = ttnn.allocate_tensor_on_device(ttnn.Shape([k, 1, bs, h]), ttnn.bfloat16, ttnn.TILE_LAYOUT, dev, mc)
@@ -208,7 +210,8 @@ def prepare_expert_weights(shape: tuple, h: int, variant: str, sharded_out: bool
             return None if torch.equal(outs[1], golden(x, k, h)) else "output differs from the golden (bit exact)"
         # NaN padding: a kernel that reads the input's padding shows it
         return Built(last_descriptor(), [xt, out], [x, None], expect, float("nan"))
-    return Case(f"prepare_expert_weights-{variant}-{'x'.join(map(str, shape))}-h{h}{'-sharded' if sharded_out else ''}"
+    return Case(f"prepare_expert_weights-{variant}-{'x'.join(map(str, shape))}-h{h}"
+                f"{f'-sharded{out_cores}' if sharded_out else ''}"
                 + "".join(f"-{k}{v}" for k, v in opts.items()), build)
 
 
@@ -230,6 +233,9 @@ def all_cases() -> list[Case]:
         prepare_expert_weights((2, 1, 48, 32), 512, "multi_core"),
         prepare_expert_weights((1, 1, 32, 20), 96, "pipelined", tiles_per_block=3),
         prepare_expert_weights((1, 1, 32, 8), 256, "multi_core", sharded_out=True),
+        prepare_expert_weights((4, 1, 8, 8), 7168, "multi_core"),
+        prepare_expert_weights((1, 1, 1024, 4), 2880, "multi_core"),
+        prepare_expert_weights((1, 1, 32, 8), 256, "pipelined", sharded_out=True, out_cores=1),
     ]
 
 
