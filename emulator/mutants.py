@@ -47,6 +47,8 @@ _BF16_OUT = ("every matmul output is bfloat16 and the packer was last set for a 
              "changes nothing today; a float32 or bfloat8_b output would make it observable")
 _SAME_SCRATCH = ("the gram, diag and rinv CBs always share one data format (float32 with fp32 DST, else bfloat16): "
                  "the packer is already set")
+_LAST_POP = ("this one-tile CB is produced and read once per program: nothing waits on it after this pop, so "
+             "popping nothing instead changes nothing")
 _AFTER_STARTUP = "it follows compute_kernel_hw_startup on the same CBs, which set the same formats"
 EQUIVALENT = [
     ("cb-count", "unified/matmul.hpp", "cb_wait_front(CTArgs::out_cb, CTArgs::out_tiles)", _SAME_END),
@@ -70,6 +72,9 @@ EQUIVALENT = [
     ("missing-reconfig", "unified/rmsnorm.hpp", "pack_reconfig_data_format(CTArgs::sum_cb);", _AFTER_STARTUP),
     ("cb-count", "unified/rmsnorm.hpp", "cb_pop_front(const_cb, 2);",
      "nothing reads the constant CB after this pop, and a program's CB state ends with it"),
+    ("cb-count", "unified/rmsnorm.hpp", "cb_pop_front(gram_cb, 1);", _LAST_POP),
+    ("cb-count", "unified/rmsnorm.hpp", "cb_pop_front(diag_cb, 1);", _LAST_POP),
+    ("cb-count", "unified/rmsnorm.hpp", "cb_pop_front(rinv_cb, 1);", _LAST_POP),
     ("ct-arg-order", "unified/rmsnorm.hpp", 'TTFUSE_NAMED(P, "gram_cb"), TTFUSE_NAMED(P, "diag_cb")',
      "the gram and diag CBs are alike (one tile, one data format), so which one holds which changes nothing"),
 ]
