@@ -103,7 +103,9 @@ def _rows2d(data: torch.Tensor, t, pad: float) -> torch.Tensor:
     padded = list(t.padded_shape)
     shape = list(t.shape)
     dt = _elem_dtype(t)
-    full = torch.full(padded, pad, dtype=torch.float32).to(dt) if dt.is_floating_point else torch.zeros(padded, dtype=dt)
+    # an output starts as NaN (an unwritten page shows); an input's padding holds `pad`
+    fill = pad if data is not None else float("nan")
+    full = torch.full(padded, fill, dtype=torch.float32).to(dt) if dt.is_floating_point else torch.zeros(padded, dtype=dt)
     if data is not None:
         if list(data.shape) != shape:
             raise EmulatorError(f"input of shape {list(data.shape)} for a tensor of shape {shape}")
@@ -458,7 +460,7 @@ def run(program: Any, tensors: Sequence[Any], device: Any, inputs: Sequence[torc
         with ThreadPoolExecutor(max(1, workers)) as pool:
             futs = [pool.submit(_compile, cmd, so, f"{name} ({so.name.split('-')[2]})")
                     for so, (cmd, name) in builds.items()]
-            futs.append(pool.submit(_driver, digest[:20]))
+            futs.append(pool.submit(_driver, hashlib.sha1(digest.encode()).hexdigest()[:20]))
             results = [f.result() for f in futs]
         driver = results[-1]
         job = tmp / "job.txt"

@@ -196,7 +196,15 @@ inline void tile_regs_acquire() {
     c.math_half = c.next_half;
     c.next_half = (c.next_half + 1) % halves;
 }
-inline void acquire_dst() { tile_regs_acquire(); }
+// the older single-call API: acquire_dst is math's acquire plus the packer's wait, release_dst math's commit
+// plus the packer's release; in program order on one thread the packer then packs from math's section
+inline void acquire_dst() {
+    tile_regs_acquire();
+    std::unique_lock<std::mutex> lk(emu::M->mu);
+    emu::ComputeState& c = emu::C();
+    if (c.pack_half >= 0) emu::fail("acquire_dst while the packer still holds DST (missing release_dst)");
+    c.pack_half = c.math_half;  // both sides hold the same section until release_dst
+}
 template <bool = DST_ACCUM_MODE>
 inline void tile_regs_commit() {
     std::unique_lock<std::mutex> lk(emu::M->mu);
@@ -223,7 +231,17 @@ inline void tile_regs_release() {
     c.pack_half = -1;
 }
 template <bool = DST_ACCUM_MODE>
-inline void release_dst() { tile_regs_wait(); tile_regs_release(); }
+inline void release_dst() {
+    {
+        std::unique_lock<std::mutex> lk(emu::M->mu);
+        emu::ComputeState& c = emu::C();
+        if (c.math_half < 0 || c.pack_half != c.math_half) emu::fail("release_dst without acquire_dst");
+        c.pack_half = -1;
+    }
+    tile_regs_commit();
+    tile_regs_wait();
+    tile_regs_release();
+}
 
 template <bool out_of_order = false, bool = DST_ACCUM_MODE>
 inline void pack_tile(uint32_t from, uint32_t ocb, uint32_t out_index = 0) {

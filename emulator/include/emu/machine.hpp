@@ -6,6 +6,7 @@
 // protocol and numerics, not speed, and one lock makes the deadlock check exact (see block()).
 #pragma once
 
+#include <chrono>
 #include <cmath>
 #include <condition_variable>
 #include <cstdarg>
@@ -171,7 +172,8 @@ inline void block(std::unique_lock<std::mutex>& lk, const std::string& what, Rea
     T->ready = ready;
     while (!ready()) {
         if (all_stuck()) deadlock();
-        M->cv.wait(lk);
+        // kernels may also store to L1 directly (a semaphore word) without any call that notifies: look again
+        M->cv.wait_for(lk, std::chrono::milliseconds(20));
     }
     T->blocked = false;
     T->ready = nullptr;
