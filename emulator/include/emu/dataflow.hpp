@@ -159,6 +159,8 @@ inline void cb_pop_front(int32_t id, int32_t n) {
     emu::LocalCB& me = emu::T->cb[id];
     if (n <= 0 || cb.received - cb.acked < uint32_t(n))
         emu::fail("cb_pop_front(cb %d, %d): only %u pages were pushed and not popped", id, n, cb.received - cb.acked);
+    if (uint32_t(n) > me.waited)
+        emu::fail("cb_pop_front(cb %d, %d) pops pages this RISC did not wait for (%u waited)", id, n, me.waited);
     emu::check_writes_left(cb, me.rd, n, id);
     me.waited = me.waited > uint32_t(n) ? me.waited - n : 0;
     cb.acked += n;
@@ -251,7 +253,7 @@ inline Target resolve(uint64_t noc, uint32_t size, const char* what, bool allow_
 
 inline void deliver(Pending& p) {
     if (!p.delivered)
-        for (uint8_t* d : p.dst) std::memmove(d, p.src, p.size);
+        for (uint8_t* d : p.dst) std::memmove(d, p.data.empty() ? p.src : p.data.data(), p.size);
     p.delivered = true;
     changed();
 }
@@ -259,8 +261,13 @@ inline void deliver(Pending& p) {
 // complete this RISC's transactions of one kind; `ack`: writes are forgotten (barrier) rather than only flushed
 inline void complete(Pending::Kind kind, bool ack) {
     auto& v = T->pending;
+    // a flush only says the source has been read; the data lands by the barrier (so flush-then-signal is a race)
     for (Pending& p : v)
-        if (p.kind == kind) deliver(p), p.flushed = true;
+        if (p.kind == kind) {
+            if (kind == Pending::Write && !p.delivered && p.data.empty()) p.data.assign(p.src, p.src + p.size);
+            if (ack || kind == Pending::Read) deliver(p);
+            p.flushed = true;
+        }
     if (ack || kind == Pending::Read) {
         std::vector<Pending> keep;
         for (Pending& p : v)

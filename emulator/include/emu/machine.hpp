@@ -63,6 +63,7 @@ struct Pending {                  // a NOC transaction issued and not yet comple
     bool mcast = false;
     bool delivered = false;       // the data is at its destination(s)
     bool flushed = false;         // writes: the issuing RISC knows the source was read (flush or barrier)
+    std::vector<uint8_t> data;    // writes: the source as the NOC read it (captured at the flush)
 };
 
 struct Core {
