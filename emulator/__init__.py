@@ -41,7 +41,7 @@ from typing import Any, Sequence
 
 import torch
 
-__all__ = ["run", "EmulatorError", "KernelError", "Deadlock", "Timeout", "BuildError", "Placement"]
+__all__ = ["run", "EmulatorError", "KernelError", "Deadlock", "Timeout", "BuildError"]
 
 _HERE = Path(__file__).resolve().parent
 _INCLUDE = _HERE / "include"
@@ -149,10 +149,7 @@ def _shards(t) -> list[_Shard]:
     sh, sw = spec.shape
     rows, cols = math.prod(list(t.padded_shape)[:-1]), list(t.padded_shape)[-1]
     row_major = "ROW_MAJOR" in str(spec.orientation)
-    cores = []
-    for cr in spec.grid.ranges():
-        ys, xs = range(cr.start.y, cr.end.y + 1), range(cr.start.x, cr.end.x + 1)
-        cores += [(x, y) for y in ys for x in xs] if row_major else [(x, y) for x in xs for y in ys]
+    cores = _range_cores(spec.grid, row_major)
     layout = str(mc.memory_layout).split(".")[-1]
     out = []
     if layout == "HEIGHT_SHARDED":
@@ -307,27 +304,10 @@ def _kernel_build(kd, risc: str, digest: str, kernel_root: Path | None = None) -
     return ["g++", *flags, str(src)], _cache_dir() / f"k-{src.stem}-{risc}-{key}.so"
 
 
-# --- placement ------------------------------------------------------------------------------------
+def _range_cores(crs, row_major: bool = True) -> list[tuple]:
+    from micro_ops import common
 
-@dataclass
-class Placement:
-    """Where the emulator put things on one core (for tests and messages)."""
-    cbs: dict        # cb index -> (L1 offset, size)
-    semaphores: dict  # id -> L1 offset
-
-
-def _range_cores(crs) -> list[tuple]:
-    out = []
-    for cr in crs.ranges():
-        for y in range(cr.start.y, cr.end.y + 1):
-            for x in range(cr.start.x, cr.end.x + 1):
-                out.append((x, y))
-    return out
-
-
-def _fidelity(cfg) -> int:
-    name = str(cfg.math_fidelity).split(".")[-1]
-    return {"LoFi": 0, "HiFi2": 2, "HiFi3": 3, "HiFi4": 4}.get(name, 4)
+    return [(c.x, c.y) for c in common.cores_of(crs, row_major)]
 
 
 def run(program: Any, tensors: Sequence[Any], device: Any, inputs: Sequence[torch.Tensor | None], *,
@@ -442,14 +422,12 @@ def run(program: Any, tensors: Sequence[Any], device: Any, inputs: Sequence[torc
                 compute = risc == "TRISC"
                 fp32 = int(bool(cfg.fp32_dest_acc_en)) if compute else 0
                 full = int(bool(cfg.dst_full_sync_en)) if compute else 0
-                approx = int(bool(cfg.math_approx_mode)) if compute else 0
-                fid = _fidelity(cfg) if compute else 4
                 for c in _range_cores(kd.core_ranges):
                     try:
                         args = [int(a) for a in kd.runtime_args[c[0]][c[1]]]
                     except Exception:  # no runtime args on this core
                         args = []
-                    threads.append(f"thread {so} {RISC_CODE[risc]} {index[c]} {fp32} {full} {approx} {fid} "
+                    threads.append(f"thread {so} {RISC_CODE[risc]} {index[c]} {fp32} {full} "
                                    f"{Path(kd.kernel_source).name} {len(args)} {' '.join(map(str, args))} "
                                    f"{n_common} {common_args}")
         lines += threads

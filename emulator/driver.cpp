@@ -41,8 +41,7 @@ struct Job {
     std::string so;
     int risc = 0, core = 0;
     std::vector<uint32_t> args, common;
-    bool fp32 = false, full_sync = false, approx = false;
-    int fidelity = 4;
+    bool fp32 = false, full_sync = false;
     std::string kernel;
 };
 
@@ -138,16 +137,15 @@ int main(int argc, char** argv) {
             std::string file;
             s >> t.addr >> t.page_size >> t.num_pages >> dram >> file;
             t.dram = dram != 0;
-            tensor_data.push_back(file == "-" ? std::vector<uint8_t>(size_t(t.page_size) * t.num_pages, 0xFF)
-                                              : read_file(file));
+            tensor_data.push_back(read_file(file));
             if (tensor_data.back().size() != size_t(t.page_size) * t.num_pages) bad_job("tensor file size");
             machine.tensors.push_back(t);
         } else if (kind == "thread") {
             Job j;
             size_t n;
-            int fp32, full, approx;
-            s >> j.so >> j.risc >> j.core >> fp32 >> full >> approx >> j.fidelity >> j.kernel >> n;
-            j.fp32 = fp32, j.full_sync = full, j.approx = approx;
+            int fp32, full;
+            s >> j.so >> j.risc >> j.core >> fp32 >> full >> j.kernel >> n;
+            j.fp32 = fp32, j.full_sync = full;
             j.args.resize(n);
             for (auto& a : j.args) s >> a;
             s >> n;
@@ -186,7 +184,7 @@ int main(int argc, char** argv) {
         t->kernel = j.kernel;
         t->args = j.args;
         t->common = j.common;
-        t->fp32_dest = j.fp32, t->full_sync = j.full_sync, t->approx = j.approx, t->fidelity = j.fidelity;
+        t->fp32_dest = j.fp32, t->full_sync = j.full_sync;
         if (j.risc == TRISC) {
             computes.push_back(std::make_unique<ComputeState>());
             computes.back()->dst[0].assign(16 * kTileElems, 0.0f);

@@ -100,6 +100,14 @@ inline void check_writes_left(const CB& cb, uint32_t first, uint32_t n, int32_t 
     }
 }
 
+// n pages starting at page `at` must fit the CB without wrapping: the kernel addresses them from one pointer
+inline void check_span(const CB& cb, uint32_t at, int32_t id, int32_t n, const char* what) {
+    if (n <= 0 || uint32_t(n) > cb.num_pages) fail("%s(cb %d, %d): the CB holds %u pages", what, id, n, cb.num_pages);
+    if (at + n > cb.num_pages)
+        fail("%s(cb %d, %d) at page %u: the pages run past the CB end (%u pages); the CB size must be a multiple of "
+             "every reservation and wait", what, id, n, at, cb.num_pages);
+}
+
 }  // namespace emu
 
 inline void cb_reserve_back(int32_t id, int32_t n) {
@@ -107,10 +115,7 @@ inline void cb_reserve_back(int32_t id, int32_t n) {
     std::unique_lock<std::mutex> lk(emu::M->mu);
     emu::CB& cb = emu::cb_of(id, "cb_reserve_back");
     emu::LocalCB& me = emu::T->cb[id];
-    if (n <= 0 || uint32_t(n) > cb.num_pages) emu::fail("cb_reserve_back(cb %d, %d): the CB holds %u pages", id, n, cb.num_pages);
-    if (me.wr + n > cb.num_pages)
-        emu::fail("cb_reserve_back(cb %d, %d) at page %u: the reservation runs past the CB end (%u pages); "
-                  "the CB size must be a multiple of every reservation", id, n, me.wr, cb.num_pages);
+    emu::check_span(cb, me.wr, id, n, "cb_reserve_back");
     emu::block(lk, emu::format("cb_reserve_back(cb %d, %d): %u of %u pages free", id, n,
                                cb.num_pages - (cb.received - cb.acked), cb.num_pages),
                [&] { return cb.num_pages - (cb.received - cb.acked) >= uint32_t(n); });
@@ -143,10 +148,7 @@ inline void cb_wait_front(int32_t id, int32_t n) {
     std::unique_lock<std::mutex> lk(emu::M->mu);
     emu::CB& cb = emu::cb_of(id, "cb_wait_front");
     emu::LocalCB& me = emu::T->cb[id];
-    if (n <= 0 || uint32_t(n) > cb.num_pages) emu::fail("cb_wait_front(cb %d, %d): the CB holds %u pages", id, n, cb.num_pages);
-    if (me.rd + n > cb.num_pages)
-        emu::fail("cb_wait_front(cb %d, %d) at page %u: the pages wrap around the CB end (%u pages)", id, n, me.rd,
-                  cb.num_pages);
+    emu::check_span(cb, me.rd, id, n, "cb_wait_front");
     emu::block(lk, emu::format("cb_wait_front(cb %d, %d)", id, n),
                [&] { return cb.received - cb.acked >= uint32_t(n); });
     if (uint32_t(n) > me.waited) me.waited = n;

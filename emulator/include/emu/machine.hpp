@@ -95,8 +95,7 @@ struct Thread {                   // one emulated RISC of one core
     std::function<bool()> ready;
     ComputeState* compute = nullptr;
     // compute config of the kernel (TRISC)
-    bool fp32_dest = false, full_sync = false, approx = false;
-    int fidelity = 4;
+    bool fp32_dest = false, full_sync = false;
 };
 
 struct Machine {
@@ -106,7 +105,6 @@ struct Machine {
     std::vector<Thread*> threads;
     std::vector<Tensor> tensors;
     uint8_t* region = nullptr;    // cores[i].l1 == region + i * kL1Window
-    bool bfp_unpack_exact = true;
 };
 
 inline Machine* M = nullptr;              // per build (hidden): set by emu_bind
